@@ -1,0 +1,160 @@
+"""Dense layers and activations with explicit forward/backward passes.
+
+Contract shared by every layer (the conv layers in `conv.py` follow it too):
+
+- ``forward(x, training=False)`` returns the output and caches what ``backward`` needs.
+- ``backward(dout)`` returns ``dx`` (same shape as the last ``x``) and *adds* the
+  parameter gradients into ``Param.grad`` (the model zeroes them before each batch).
+- ``params()`` lists the layer's ``Param`` objects (value beside its gradient).
+- ``spec()`` returns a JSON-able dict ``{"type": ..., **kwargs}`` that rebuilds the layer
+  (weights excluded); ``build_layer(spec)`` does the reverse.
+
+Arrays are float32 by default (speed, and half the bytes in Pyodide); gradient checks
+construct layers with ``dtype=np.float64``. Not a goal: autograd, GPUs, arbitrary graphs.
+"""
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+
+
+class Param:
+    """A trainable array and its gradient, which has the same shape and dtype."""
+
+    def __init__(self, value: np.ndarray, name: str):
+        self.value = value
+        self.grad = np.zeros_like(value)
+        self.name = name
+
+
+class Layer:
+    """Base class: a layer without parameters that passes shapes through unchanged."""
+
+    def params(self) -> list[Param]:
+        return []
+
+    def spec(self) -> dict:
+        return {"type": type(self).__name__}
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        raise NotImplementedError
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+class Linear(Layer):
+    """y = x @ W + b.  x: (N, n_in) -> y: (N, n_out); W: (n_in, n_out), b: (n_out,).
+
+    ``init="uniform"`` is the tutorial's U(-1/sqrt(n_in), 1/sqrt(n_in)); ``init="he"`` is
+    N(0, 2/n_in), suited to ReLU-family activations. Biases start at zero.
+    """
+
+    def __init__(self, n_in: int, n_out: int, init: str = "uniform", seed: int | None = None,
+                 dtype=np.float32):
+        if init not in ("uniform", "he"):
+            raise ValueError(f"unknown init {init!r}; expected 'uniform' or 'he'")
+        self.n_in, self.n_out, self.init = int(n_in), int(n_out), init
+        rng = np.random.default_rng(seed)
+        if init == "uniform":
+            bound = 1.0 / np.sqrt(n_in)
+            w = rng.uniform(-bound, bound, size=(n_in, n_out))
+        else:
+            w = rng.normal(0.0, np.sqrt(2.0 / n_in), size=(n_in, n_out))
+        self.W = Param(w.astype(dtype), "W")
+        self.b = Param(np.zeros(n_out, dtype=dtype), "b")
+        self._x = None
+
+    def params(self):
+        return [self.W, self.b]
+
+    def spec(self):
+        return {"type": "Linear", "n_in": self.n_in, "n_out": self.n_out, "init": self.init}
+
+    def forward(self, x, training=False):
+        self._x = x
+        return x @ self.W.value + self.b.value
+
+    def backward(self, dout):
+        self.W.grad += self._x.T @ dout
+        self.b.grad += dout.sum(axis=0)
+        return dout @ self.W.value.T
+
+
+class LeakyReLU(Layer):
+    """max(x, alpha*x) element-wise (the tutorial uses alpha=0.2). Any shape."""
+
+    def __init__(self, alpha: float = 0.2):
+        self.alpha = float(alpha)
+        self._mask = None
+
+    def spec(self):
+        return {"type": "LeakyReLU", "alpha": self.alpha}
+
+    def forward(self, x, training=False):
+        self._mask = x > 0
+        return np.where(self._mask, x, x * np.asarray(self.alpha, dtype=x.dtype))
+
+    def backward(self, dout):
+        return np.where(self._mask, dout, dout * np.asarray(self.alpha, dtype=dout.dtype))
+
+
+class ReLU(Layer):
+    """max(x, 0) element-wise. Any shape."""
+
+    def forward(self, x, training=False):
+        self._mask = x > 0
+        return x * self._mask
+
+    def backward(self, dout):
+        return dout * self._mask
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of (N, K) scores."""
+    # Subtracting the row max leaves the result unchanged and keeps exp() from overflowing.
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+class Softmax(Layer):
+    """Row-wise softmax, (N, K) -> (N, K) probabilities.
+
+    Training never backpropagates through this layer: `losses.softmax_cross_entropy`
+    fuses it with the loss (gradient probs - onehot). Its own backward is the exact
+    Jacobian-vector product, kept for completeness and checked in the tests.
+    """
+
+    def forward(self, x, training=False):
+        self._p = softmax(x)
+        return self._p
+
+    def backward(self, dout):
+        p = self._p
+        return p * (dout - (dout * p).sum(axis=1, keepdims=True))
+
+
+LAYER_TYPES: dict[str, type] = {"Linear": Linear, "LeakyReLU": LeakyReLU, "ReLU": ReLU,
+                                "Softmax": Softmax}
+
+
+def register(cls: type) -> type:
+    """Make a layer class buildable from its spec (used by `conv.py`)."""
+    LAYER_TYPES[cls.__name__] = cls
+    return cls
+
+
+def build_layer(spec: dict, dtype=np.float32) -> Layer:
+    """Rebuild a layer from ``spec()`` output; raises ValueError for an unknown type."""
+    spec = dict(spec)
+    kind = spec.pop("type", None)
+    cls = LAYER_TYPES.get(kind)
+    if cls is None:
+        raise ValueError(f"unknown layer type {kind!r}")
+    if "dtype" in inspect.signature(cls).parameters:
+        spec["dtype"] = dtype
+    try:
+        return cls(**spec)
+    except TypeError as e:
+        raise ValueError(f"bad {kind} layer spec: {e}") from None
