@@ -556,6 +556,20 @@ class SiteHandler(http.server.SimpleHTTPRequestHandler):
     }
     quiet = False
 
+    def do_GET(self):
+        self._report()
+        super().do_GET()
+
+    def do_HEAD(self):
+        self._report()
+        super().do_HEAD()
+
+    def _report(self):
+        # Tests set server.request_hook to see every request (the worker's too).
+        hook = getattr(self.server, "request_hook", None)
+        if hook is not None:
+            hook(self.command, self.path)
+
     def guess_type(self, path):
         ext = os.path.splitext(str(path))[1].lower()
         return self.extensions_map.get(ext) or super().guess_type(path)
