@@ -1,0 +1,168 @@
+// Wiring: service worker, compute worker, pad, upload, gallery. No Python here.
+import { WorkerClient, LatestOnly } from "./worker-client.js";
+import { Pad } from "./pad.js";
+import { decodeImageFile, ImageInputError } from "./image-input.js";
+import * as ui from "./ui.js";
+
+const root = document.documentElement;
+const startedAt = performance.now();
+const GALLERY_SIZE = 12;
+
+ui.init();
+ui.renderEmpty();
+
+let client = null;
+let ready = false;
+let generation = 0; // bumps whenever what the result panel should show changes
+let deferred = null; // a classification asked for before the model was ready
+
+const pad = new Pad(document.querySelector('[data-testid="pad"]'), {
+  onStrokeStart: () => ui.setMessage(""),
+  onStrokeEnd: (t) => classify(() => pad.snapshot(112), "drawing", t),
+});
+
+// Every request goes through LatestOnly: while one runs, only the newest waits.
+const predictions = new LatestOnly((image) =>
+  client.request("predict", image, [image.pixels.buffer]));
+
+/**
+ * @param {() => {pixels, width, height}} getImage
+ * @param {string} source  "drawing" or a file name
+ * @param {number} t0      performance.now() when the user finished the input
+ */
+async function classify(getImage, source, t0 = performance.now()) {
+  const gen = ++generation;
+  if (!ready) {
+    deferred = () => classify(getImage, source);
+    ui.renderPending("The model is still loading — your digit will be classified in a moment.");
+    return;
+  }
+  let result;
+  try {
+    result = await predictions.submit(getImage());
+  } catch (err) {
+    if (gen === generation) ui.setMessage(`Could not classify: ${err.message}`, "error");
+    return;
+  }
+  if (result === null || gen !== generation) return; // superseded by newer input
+  if (result.empty) {
+    ui.renderEmpty(source === "drawing" ? "Draw a digit" : "No digit found in that image");
+  } else {
+    ui.renderPrediction(result, source);
+  }
+  ui.setLatency(performance.now() - t0, result.computeMs);
+}
+
+document.getElementById("clear").addEventListener("click", () => {
+  generation++;
+  deferred = null;
+  pad.clear();
+  ui.setMessage("");
+  ui.showThumb(null);
+  ui.renderEmpty();
+});
+
+const upload = document.querySelector('[data-testid="upload"]');
+upload.addEventListener("change", async () => {
+  const file = upload.files && upload.files[0];
+  upload.value = ""; // choosing the same file again still fires "change"
+  if (!file) return;
+  const gen = ++generation;
+  const t0 = performance.now();
+  ui.setMessage(`Reading ${file.name}…`);
+  let image;
+  try {
+    image = await decodeImageFile(file);
+  } catch (err) {
+    if (gen !== generation) return;
+    ui.showThumb(null);
+    ui.setMessage(err instanceof ImageInputError ? err.message : `Could not read ${file.name}.`, "error");
+    return;
+  }
+  if (gen !== generation) return;
+  pad.clear();
+  ui.showThumb(image.pixels, image.width, image.height);
+  ui.setMessage(`Uploaded ${file.name} (${image.width}×${image.height})`);
+  await classify(() => ({ ...image, pixels: image.pixels.slice() }), file.name, t0);
+});
+
+// ---- start-up ---------------------------------------------------------------------------
+
+async function controlledByServiceWorker() {
+  // The service worker caches every file as the page first downloads it (one download,
+  // then offline). So on a first visit, wait briefly until it controls this page.
+  if (!("serviceWorker" in navigator) || !window.isSecureContext) return false;
+  try {
+    const registration = await navigator.serviceWorker.register("sw.js");
+    if (navigator.serviceWorker.controller) return true;
+    const claimed = new Promise((resolve) =>
+      navigator.serviceWorker.addEventListener("controllerchange", resolve, { once: true }));
+    const active = await Promise.race([navigator.serviceWorker.ready, sleep(3000)]);
+    if (active && !navigator.serviceWorker.controller) registration.active?.postMessage({ type: "claim" });
+    await Promise.race([claimed, sleep(1500)]);
+    return Boolean(navigator.serviceWorker.controller);
+  } catch (err) {
+    console.warn("digitnet: service worker unavailable, the page will not work offline", err);
+    return false;
+  }
+}
+
+function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+async function completeOfflineCache() {
+  const sw = navigator.serviceWorker && navigator.serviceWorker.controller;
+  if (!sw) return;
+  const channel = new MessageChannel();
+  const reply = new Promise((resolve) => (channel.port1.onmessage = (e) => resolve(e.data)));
+  sw.postMessage({ type: "precache" }, [channel.port2]);
+  const result = await reply;
+  const ok = result && result.ok;
+  root.dataset.offline = ok ? "ready" : "incomplete";
+  ui.renderOffline(ok);
+  if (!ok) console.warn("digitnet: some files could not be cached for offline use", result);
+}
+
+async function loadGallery() {
+  const { nTest } = await client.request("loadData");
+  const result = await client.request("gallery", { n: GALLERY_SIZE });
+  ui.renderGallery(result, (pixels) => {
+    pad.clear();
+    ui.showThumb(null);
+    ui.setMessage("A test digit from the gallery");
+    classify(() => ({ pixels: pixels.slice(), width: 28, height: 28 }), "test digit");
+  });
+  const { accuracy } = await client.request("testAccuracy");
+  ui.renderModelAccuracy(accuracy, nTest);
+}
+
+async function start() {
+  const controlled = await controlledByServiceWorker();
+  root.dataset.sw = controlled ? "controlled" : "none";
+  client = new WorkerClient(new URL("../worker.js", import.meta.url), {
+    onProgress: ui.renderProgress,
+  });
+  let info;
+  try {
+    info = await client.ready;
+  } catch (err) {
+    ui.renderFatal(err);
+    return;
+  }
+  ready = true;
+  window.digitnet = { info, startedAt }; // loading timings, for people and benchmarks
+  const seconds = (performance.now() - startedAt) / 1000;
+  root.dataset.readyMs = String(Math.round(performance.now()));
+  ui.renderReady(info, seconds);
+  if (deferred) deferred();
+  deferred = null;
+  completeOfflineCache().catch((err) => console.warn("digitnet: offline cache", err));
+  try {
+    await loadGallery();
+  } catch (err) {
+    ui.setMessage(`The gallery could not be shown: ${err.message}`, "error");
+  }
+}
+
+start();

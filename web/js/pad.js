@@ -1,0 +1,193 @@
+// Drawing pad: Pointer Events (mouse, touch, pen), smooth thick strokes, DPR-aware.
+//
+// Strokes are kept as points normalised to [0, 1] so the pad can be redrawn at any size
+// (resize, rotation) and rendered directly at a small size for classification: that
+// render is vector-exact, antialiased and tiny (a few KB to the worker).
+
+const PEN = 0.075; // pen width as a fraction of the pad side: 280 px -> 21 px, MNIST-thick
+const INK = "#14213d";
+const PAPER = "#ffffff";
+
+export class Pad {
+  /**
+   * @param {HTMLCanvasElement} canvas
+   * @param {{onStrokeEnd?: Function, onStrokeStart?: Function}} hooks
+   */
+  constructor(canvas, hooks = {}) {
+    this.canvas = canvas;
+    this.hooks = hooks;
+    this.ctx = canvas.getContext("2d");
+    this.strokes = []; // [[{x, y}, ...], ...] in [0, 1]
+    this.current = null;
+    this.pointerId = null;
+    this.side = 0;
+    canvas.style.touchAction = "none";
+    canvas.addEventListener("pointerdown", (e) => this._down(e));
+    canvas.addEventListener("pointermove", (e) => this._move(e));
+    canvas.addEventListener("pointerup", (e) => this._up(e));
+    canvas.addEventListener("pointercancel", (e) => this._up(e));
+    canvas.addEventListener("lostpointercapture", (e) => this._up(e));
+    canvas.addEventListener("contextmenu", (e) => e.preventDefault());
+    new ResizeObserver(() => this._resize()).observe(canvas);
+    this._resize();
+  }
+
+  isEmpty() {
+    return this.strokes.length === 0;
+  }
+
+  clear() {
+    this.strokes = [];
+    this.current = null;
+    this.pointerId = null;
+    this._redraw();
+  }
+
+  /**
+   * The drawing rendered at size x size pixels, white ink on black (MNIST polarity).
+   * @returns {{pixels: Uint8Array, width: number, height: number}}
+   */
+  snapshot(size = 112) {
+    if (!this.small || this.small.width !== size) {
+      this.small = new OffscreenCanvas(size, size);
+      this.smallCtx = this.small.getContext("2d", { willReadFrequently: true });
+    }
+    const ctx = this.smallCtx;
+    ctx.fillStyle = "#000";
+    ctx.fillRect(0, 0, size, size);
+    paintStrokes(ctx, this.strokes, size, "#fff");
+    const rgba = ctx.getImageData(0, 0, size, size).data;
+    const pixels = new Uint8Array(size * size);
+    for (let i = 0; i < pixels.length; i++) pixels[i] = rgba[i * 4];
+    return { pixels, width: size, height: size };
+  }
+
+  _resize() {
+    const rect = this.canvas.getBoundingClientRect();
+    const dpr = window.devicePixelRatio || 1;
+    const w = Math.max(1, Math.round(rect.width * dpr));
+    const h = Math.max(1, Math.round(rect.height * dpr));
+    if (this.canvas.width !== w || this.canvas.height !== h) {
+      this.canvas.width = w;
+      this.canvas.height = h;
+    }
+    this.side = Math.min(w, h);
+    this._redraw();
+  }
+
+  _redraw() {
+    const { ctx, canvas } = this;
+    ctx.fillStyle = PAPER;
+    ctx.fillRect(0, 0, canvas.width, canvas.height);
+    paintStrokes(ctx, this.strokes, this.side, INK);
+  }
+
+  _point(e) {
+    const rect = this.canvas.getBoundingClientRect();
+    return {
+      x: Math.min(1, Math.max(0, (e.clientX - rect.left) / rect.width)),
+      y: Math.min(1, Math.max(0, (e.clientY - rect.top) / rect.height)),
+    };
+  }
+
+  _down(e) {
+    if (this.pointerId !== null || (e.pointerType === "mouse" && e.button !== 0)) return;
+    e.preventDefault();
+    this.pointerId = e.pointerId;
+    try {
+      this.canvas.setPointerCapture(e.pointerId);
+    } catch {
+      /* synthetic events may have no capturable pointer */
+    }
+    this.current = [this._point(e)];
+    this.strokes.push(this.current);
+    this.hooks.onStrokeStart?.();
+    this._paintDot(this.current[0]);
+  }
+
+  _move(e) {
+    if (e.pointerId !== this.pointerId || !this.current) return;
+    e.preventDefault();
+    const events = e.getCoalescedEvents ? e.getCoalescedEvents() : [];
+    for (const ev of events.length ? events : [e]) {
+      const p = this._point(ev);
+      const last = this.current[this.current.length - 1];
+      if (Math.hypot(p.x - last.x, p.y - last.y) < 0.002) continue;
+      this.current.push(p);
+      this._paintSegment(this.current);
+    }
+  }
+
+  _up(e) {
+    if (e.pointerId !== this.pointerId || !this.current) return;
+    const endTime = performance.now();
+    this.current = null;
+    this.pointerId = null;
+    this._redraw(); // replace incremental segments by the final smoothed path
+    this.hooks.onStrokeEnd?.(endTime);
+  }
+
+  _style(ctx, side) {
+    ctx.strokeStyle = INK;
+    ctx.fillStyle = INK;
+    ctx.lineWidth = PEN * side;
+    ctx.lineCap = "round";
+    ctx.lineJoin = "round";
+  }
+
+  _paintDot(p) {
+    const { ctx, side } = this;
+    this._style(ctx, side);
+    ctx.beginPath();
+    ctx.arc(p.x * this.canvas.width, p.y * this.canvas.height, (PEN * side) / 2, 0, Math.PI * 2);
+    ctx.fill();
+  }
+
+  // Incremental: the newest quadratic piece between the midpoints around the last point.
+  _paintSegment(pts) {
+    const { ctx, side } = this;
+    const n = pts.length;
+    const W = this.canvas.width;
+    const H = this.canvas.height;
+    this._style(ctx, side);
+    ctx.beginPath();
+    const a = pts[n - 3] || pts[n - 2];
+    const b = pts[n - 2];
+    const c = pts[n - 1];
+    ctx.moveTo(((a.x + b.x) / 2) * W, ((a.y + b.y) / 2) * H);
+    ctx.quadraticCurveTo(b.x * W, b.y * H, ((b.x + c.x) / 2) * W, ((b.y + c.y) / 2) * H);
+    ctx.lineTo(c.x * W, c.y * H);
+    ctx.stroke();
+  }
+}
+
+/** Paint strokes (normalised points) as smoothed thick lines on a square of `side` px. */
+export function paintStrokes(ctx, strokes, side, color) {
+  const W = ctx.canvas.width;
+  const H = ctx.canvas.height;
+  ctx.save();
+  ctx.strokeStyle = color;
+  ctx.fillStyle = color;
+  ctx.lineWidth = PEN * side;
+  ctx.lineCap = "round";
+  ctx.lineJoin = "round";
+  for (const pts of strokes) {
+    if (pts.length === 1) {
+      ctx.beginPath();
+      ctx.arc(pts[0].x * W, pts[0].y * H, (PEN * side) / 2, 0, Math.PI * 2);
+      ctx.fill();
+      continue;
+    }
+    ctx.beginPath();
+    ctx.moveTo(pts[0].x * W, pts[0].y * H);
+    for (let i = 1; i < pts.length - 1; i++) {
+      const mx = (pts[i].x + pts[i + 1].x) / 2;
+      const my = (pts[i].y + pts[i + 1].y) / 2;
+      ctx.quadraticCurveTo(pts[i].x * W, pts[i].y * H, mx * W, my * H);
+    }
+    const last = pts[pts.length - 1];
+    ctx.lineTo(last.x * W, last.y * H);
+    ctx.stroke();
+  }
+  ctx.restore();
+}

@@ -1,0 +1,201 @@
+/* digitnet compute worker: Pyodide + numpy + digitnet, loaded once.
+ *
+ * Protocol (tagged messages, DESIGN §6/§8.13):
+ *   main -> worker  {type, id, ...args}
+ *   worker -> main  {type: "result", id, ...payload}
+ *                   {type: "error", id, message, detail}   (errors are data, never thrown across)
+ *                   {type: "progress", stage, label, done, total}   (loading stages, no id)
+ *                   {type: "ready", info} | {type: "fatal", message, detail}
+ * This file never touches the DOM; the page decides how to show anything.
+ */
+"use strict";
+
+const BASE = new URL("./", self.location.href);
+const STAGES = [
+  ["runtime", "Python runtime (Pyodide)"],
+  ["numpy", "numpy"],
+  ["digitnet", "digitnet package"],
+  ["model", "pretrained model"],
+];
+
+let pyodide = null;
+let py = null; // the glue module's namespace (a PyProxy dict)
+const fn = {}; // glue functions, looked up once (each lookup makes a PyProxy)
+const timings = {};
+const t0 = performance.now();
+
+function progress(stage) {
+  const index = STAGES.findIndex(([name]) => name === stage);
+  timings[stage] = Math.round(performance.now() - t0);
+  self.postMessage({
+    type: "progress", stage, label: STAGES[index][1], done: index, total: STAGES.length,
+  });
+}
+
+// Python glue between the page protocol and digitnet's public API.
+const GLUE = `
+import numpy as np
+import digitnet
+from digitnet.preprocess import to_mnist
+
+state = {"model": None, "data": None}
+
+def load_model(buf):
+    state["model"] = digitnet.load(buf.to_bytes())
+
+def load_data():
+    if state["data"] is None:
+        from digitnet import data
+        state["data"] = data.load_bundle()
+    return len(state["data"].y_test)
+
+def predict(pixels, height, width, out_probs, out_preview):
+    """pixels: uint8 grey image (height, width), any polarity -> fills out_* ; False if blank."""
+    gray = np.frombuffer(pixels.to_bytes(), dtype=np.uint8).reshape(int(height), int(width))
+    img = to_mnist(gray)
+    if img is None:
+        return False
+    proba = state["model"].predict_proba(np.asarray(img, dtype=np.float32).reshape(1, 784))[0]
+    out_probs.assign(np.asarray(proba, dtype=np.float64))
+    out_preview.assign((np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8))
+    return True
+
+def gallery(n, out_images, out_labels, out_preds, out_conf):
+    """The first n digits of a fixed stride through the test split, with the model's guesses."""
+    d = state["data"]
+    if d is None:
+        raise RuntimeError("the bundled data is not loaded")
+    idx = np.linspace(0, len(d.y_test) - 1, int(n)).astype(np.int64)
+    x = d.x_test[idx]
+    proba = state["model"].predict_proba(x)
+    out_images.assign((np.clip(x, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8))
+    out_labels.assign(d.y_test[idx].astype(np.uint8))
+    out_preds.assign(proba.argmax(axis=1).astype(np.uint8))
+    out_conf.assign(proba.max(axis=1).astype(np.float64))
+
+def test_accuracy():
+    d = state["data"]
+    correct = 0
+    for start in range(0, len(d.y_test), 500):
+        proba = state["model"].predict_proba(d.x_test[start:start + 500])
+        correct += int((proba.argmax(axis=1) == d.y_test[start:start + 500]).sum())
+    return correct / len(d.y_test)
+`;
+
+async function fetchOk(url, what) {
+  let response;
+  try {
+    response = await fetch(url);
+  } catch (err) {
+    throw new Error(`Could not download ${what} (${url}): ${err.message}`);
+  }
+  if (!response.ok) throw new Error(`Could not download ${what} (${url}): HTTP ${response.status}`);
+  return response;
+}
+
+async function init() {
+  // Independent downloads start at once, while the runtime boots.
+  const manifestP = fetchOk(new URL("build-manifest.json", BASE), "the build manifest").then((r) => r.json());
+  const modelBytesP = manifestP.then((m) =>
+    fetchOk(new URL(m.models.mlp, BASE), "the pretrained model").then((r) => r.arrayBuffer()));
+  modelBytesP.catch(() => {}); // reported where awaited
+  const wheelBytesP = manifestP.then((m) =>
+    fetchOk(new URL(m.wheel, BASE), "the digitnet wheel").then((r) => r.arrayBuffer()));
+  wheelBytesP.catch(() => {});
+
+  progress("runtime");
+  importScripts(new URL("pyodide/pyodide.js", BASE).href);
+  pyodide = await self.loadPyodide({ indexURL: new URL("pyodide/", BASE).href });
+
+  progress("numpy");
+  const errors = [];
+  await pyodide.loadPackage(["numpy", "micropip"], {
+    messageCallback: () => {},
+    errorCallback: (msg) => errors.push(msg),
+  });
+  if (errors.length) throw new Error(`Could not load numpy: ${errors.join("; ")}`);
+
+  progress("digitnet");
+  const manifest = await manifestP;
+  const wheelName = manifest.wheel.split("/").pop();
+  // The wheel was fetched in parallel; micropip installs it from the in-memory file system
+  // (deps=False: numpy is already loaded, and nothing may be fetched from an index).
+  const wheelPath = `/tmp/${wheelName}`;
+  pyodide.FS.writeFile(wheelPath, new Uint8Array(await wheelBytesP));
+  const micropip = pyodide.pyimport("micropip");
+  await micropip.install.callKwargs(`emfs:${wheelPath}`, { deps: false });
+  micropip.destroy();
+  timings.installed = Math.round(performance.now() - t0);
+  py = pyodide.toPy({});
+  pyodide.runPython(GLUE, { globals: py });
+  for (const name of ["load_model", "load_data", "predict", "gallery", "test_accuracy"]) fn[name] = py.get(name);
+  timings.imported = Math.round(performance.now() - t0);
+
+  progress("model");
+  const modelBytes = new Uint8Array(await modelBytesP);
+  fn.load_model(modelBytes);
+
+  timings.ready = Math.round(performance.now() - t0);
+  return { version: manifest.version, timings, modelBytes: modelBytes.byteLength };
+}
+
+function pythonMessage(err) {
+  // PythonError.message is the whole traceback; the last line names the exception.
+  const text = String((err && err.message) || err);
+  const lines = text.trim().split("\n").filter((l) => l.trim());
+  return { message: lines[lines.length - 1] || text, detail: text };
+}
+
+const handlers = {
+  // The bundled MNIST subset is only needed for the gallery (and training), so it loads
+  // after the page is ready rather than delaying the first classification.
+  loadData() {
+    const t = performance.now();
+    const nTest = fn.load_data();
+    return { nTest, ms: performance.now() - t };
+  },
+  predict({ pixels, width, height }) {
+    if (!(pixels instanceof Uint8Array) || pixels.length !== width * height) {
+      throw new Error("predict: pixels must be a Uint8Array of width*height grey values");
+    }
+    const t = performance.now();
+    const probs = new Float64Array(10);
+    const preview = new Uint8Array(784);
+    const ink = fn.predict(pixels, height, width, probs, preview);
+    const computeMs = performance.now() - t;
+    if (!ink) return { empty: true, computeMs };
+    return { empty: false, probs, preview, computeMs, transfer: [probs.buffer, preview.buffer] };
+  },
+  gallery({ n }) {
+    const count = Math.max(1, Math.min(64, n | 0));
+    const images = new Uint8Array(count * 784);
+    const labels = new Uint8Array(count);
+    const preds = new Uint8Array(count);
+    const conf = new Float64Array(count);
+    fn.gallery(count, images, labels, preds, conf);
+    return { n: count, images, labels, preds, conf, transfer: [images.buffer] };
+  },
+  testAccuracy() {
+    return { accuracy: fn.test_accuracy() };
+  },
+};
+
+const ready = init();
+ready.then(
+  (info) => self.postMessage({ type: "ready", info }),
+  (err) => self.postMessage({ type: "fatal", ...pythonMessage(err) }),
+);
+
+// One listener for the worker's whole life. Requests queue behind the initial load.
+self.addEventListener("message", async (event) => {
+  const { type, id, ...args } = event.data || {};
+  try {
+    await ready;
+    const handler = handlers[type];
+    if (!handler) throw new Error(`unknown request type "${type}"`);
+    const { transfer = [], ...payload } = handler(args);
+    self.postMessage({ type: "result", id, ...payload }, transfer);
+  } catch (err) {
+    self.postMessage({ type: "error", id, ...pythonMessage(err) });
+  }
+});
