@@ -1,0 +1,186 @@
+"""A sequential network, the presets digitnet ships, and the one-file model format.
+
+Models take (N, 784) float32 rows in [0, 1] and end in a Softmax: ``forward`` returns
+(N, 10) probabilities. Training skips that final Softmax (``logits``) and uses the fused
+softmax + cross-entropy gradient from `losses`.
+
+Model file (``.npz``, identical in CPython and the browser): ``format`` (the string
+``"digitnet-model"``), ``version`` (int), ``architecture`` (JSON list of layer specs),
+and one array per parameter named ``p0, p1, ...`` in ``parameters()`` order.
+"""
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from . import conv  # noqa: F401  (registers the conv layer types for build_layer)
+from .layers import Layer, LeakyReLU, Linear, Param, ReLU, Softmax, build_layer
+
+FORMAT_NAME = "digitnet-model"
+FORMAT_VERSION = 1
+
+
+class ModelFileError(ValueError):
+    """A model file is truncated, not a digitnet model, or does not match its architecture."""
+
+
+class Sequential:
+    """Layers applied in order. ``layers[-1]`` is normally a Softmax."""
+
+    def __init__(self, layers: list[Layer]):
+        self.layers = list(layers)
+
+    def parameters(self) -> list[Param]:
+        return [p for layer in self.layers for p in layer.params()]
+
+    def zero_grad(self) -> None:
+        for p in self.parameters():
+            p.grad[...] = 0
+
+    def _body(self) -> list[Layer]:
+        ends_in_softmax = self.layers and isinstance(self.layers[-1], Softmax)
+        return self.layers[:-1] if ends_in_softmax else self.layers
+
+    def logits(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        """(N, 784) -> (N, 10) scores before the final Softmax."""
+        for layer in self._body():
+            x = layer.forward(x, training)
+        return x
+
+    def backward(self, dlogits: np.ndarray) -> np.ndarray:
+        """Backpropagate d(loss)/d(logits) (N, 10); adds into every Param.grad."""
+        for layer in reversed(self._body()):
+            dlogits = layer.backward(dlogits)
+        return dlogits
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        """(N, 784) -> (N, 10) probabilities (runs every layer, the Softmax included)."""
+        for layer in self.layers:
+            x = layer.forward(x, training)
+        return x
+
+    def predict_proba(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+        """(N, 784) -> (N, 10) class probabilities, evaluated in batches to bound memory."""
+        x = np.asarray(x, dtype=self.dtype).reshape(len(x), -1)
+        return np.concatenate([self.forward(x[i:i + batch_size])
+                               for i in range(0, len(x), batch_size)]) if len(x) else \
+            np.zeros((0, 10), dtype=self.dtype)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """(N, 784) -> (N,) predicted class ids."""
+        return self.predict_proba(x).argmax(axis=1)
+
+    @property
+    def dtype(self):
+        params = self.parameters()
+        return params[0].value.dtype if params else np.float32
+
+    def architecture(self) -> list[dict]:
+        return [layer.spec() for layer in self.layers]
+
+    def describe(self) -> str:
+        """One line: the layer types and the parameter count."""
+        names = " -> ".join(spec["type"] for spec in self.architecture())
+        count = sum(p.value.size for p in self.parameters())
+        return f"{names} ({count:,} parameters)"
+
+
+# ---------------------------------------------------------------- presets
+
+def mlp(seed: int = 0, init: str = "uniform", dtype=np.float32) -> Sequential:
+    """The tutorial's network: 784-256-128-10, LeakyReLU(0.2), Softmax."""
+    return Sequential([
+        Linear(784, 256, init=init, seed=seed, dtype=dtype), LeakyReLU(0.2),
+        Linear(256, 128, init=init, seed=seed + 1, dtype=dtype), LeakyReLU(0.2),
+        Linear(128, 10, init=init, seed=seed + 2, dtype=dtype), Softmax(),
+    ])
+
+
+def cnn(seed: int = 0, dtype=np.float32) -> Sequential:
+    """LeNet-style: conv5x5(16, pad 2) - ReLU - pool2 - conv5x5(32, pad 2) - ReLU - pool2
+    - dense 1568->128 - ReLU - dense 10 - Softmax."""
+    return Sequential([
+        conv.Reshape((1, 28, 28)),
+        conv.Conv2D(1, 16, 5, padding=2, seed=seed, dtype=dtype), ReLU(), conv.MaxPool2D(2),
+        conv.Conv2D(16, 32, 5, padding=2, seed=seed + 1, dtype=dtype), ReLU(), conv.MaxPool2D(2),
+        conv.Flatten(),
+        Linear(32 * 7 * 7, 128, init="he", seed=seed + 2, dtype=dtype), ReLU(),
+        Linear(128, 10, init="he", seed=seed + 3, dtype=dtype), Softmax(),
+    ])
+
+
+PRESETS = {"mlp": mlp, "cnn": cnn}
+
+
+# ---------------------------------------------------------------- save / load
+
+def dumps(model: Sequential) -> bytes:
+    """The model as ``.npz`` bytes (see the module docstring for the layout)."""
+    arrays = {"format": np.array(FORMAT_NAME), "version": np.array(FORMAT_VERSION),
+              "architecture": np.array(json.dumps(model.architecture()))}
+    for i, p in enumerate(model.parameters()):
+        arrays[f"p{i}"] = p.value
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def save(model: Sequential, path: str | Path) -> None:
+    """Write the model to ``path`` (atomically: a crash never leaves half a file)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(dumps(model))
+    tmp.replace(path)
+
+
+def loads(blob: bytes) -> Sequential:
+    """Rebuild a model from ``dumps`` bytes; raises ModelFileError, never half-loads."""
+    try:
+        with np.load(io.BytesIO(blob), allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as e:
+        raise ModelFileError(f"not a readable digitnet model file ({type(e).__name__}: {e})") from None
+    if str(arrays.get("format", "")) != FORMAT_NAME:
+        raise ModelFileError("not a digitnet model file (no 'digitnet-model' format marker)")
+    version = int(arrays.get("version", -1))
+    if version != FORMAT_VERSION:
+        raise ModelFileError(f"model file format version {version} is not supported "
+                             f"(this digitnet reads version {FORMAT_VERSION})")
+    first = arrays.get("p0")
+    dtype = first.dtype if first is not None and first.dtype in (np.float32, np.float64) else np.float32
+    try:
+        specs = json.loads(str(arrays["architecture"]))
+        model = Sequential([build_layer(spec, dtype=dtype) for spec in specs])
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise ModelFileError(f"model file has an invalid architecture ({e})") from None
+    params = model.parameters()
+    stored = sorted((k for k in arrays if k.startswith("p") and k[1:].isdigit()), key=lambda k: int(k[1:]))
+    if len(stored) != len(params):
+        raise ModelFileError(f"architecture needs {len(params)} weight arrays, file has {len(stored)}")
+    for i, p in enumerate(params):
+        value = arrays.get(f"p{i}")
+        if value is None or value.shape != p.value.shape:
+            got = None if value is None else value.shape
+            raise ModelFileError(f"weight array p{i} ({p.name}) should have shape {p.value.shape}, "
+                                 f"file has {got}")
+        if value.dtype.kind != "f" or not np.isfinite(value).all():
+            raise ModelFileError(f"weight array p{i} ({p.name}) is not finite floating point")
+    for i, p in enumerate(params):  # only now, after every check passed
+        p.value = arrays[f"p{i}"].astype(dtype)
+        p.grad = np.zeros_like(p.value)
+    return model
+
+
+def load(source: str | Path | bytes) -> Sequential:
+    """Load a model from a path or from ``.npz`` bytes; raises ModelFileError."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return loads(bytes(source))
+    try:
+        blob = Path(source).read_bytes()
+    except OSError as e:
+        raise ModelFileError(f"cannot read model file {source}: {e.strerror or e}") from None
+    return loads(blob)

@@ -1,0 +1,64 @@
+"""Optimisers: small classes holding state aligned with a model's parameter list.
+
+Each ``step()`` reads ``Param.grad`` and updates ``Param.value`` in place.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .layers import Param
+
+
+class SGD:
+    """value -= lr * grad, with optional (heavy-ball) momentum: v = m*v + grad; value -= lr*v."""
+
+    def __init__(self, params: list[Param], lr: float = 1e-3, momentum: float = 0.0):
+        if lr <= 0:
+            raise ValueError("learning rate must be positive")
+        self.params, self.lr, self.momentum = params, float(lr), float(momentum)
+        self.velocity = [np.zeros_like(p.value) for p in params] if momentum else None
+
+    def step(self) -> None:
+        for i, p in enumerate(self.params):
+            g = p.grad
+            if self.velocity is not None:
+                v = self.velocity[i]
+                v *= self.momentum
+                v += g
+                g = v
+            p.value -= self.lr * g
+
+
+class Adam:
+    """Adam (Kingma & Ba, 2015) with bias-corrected first and second moments.
+
+    m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g^2;  value -= lr * m_hat / (sqrt(v_hat) + eps)
+    with m_hat = m / (1 - b1^t), v_hat = v / (1 - b2^t), t counting steps from 1.
+    """
+
+    def __init__(self, params: list[Param], lr: float = 1e-3, beta1: float = 0.9,
+                 beta2: float = 0.999, eps: float = 1e-8):
+        if lr <= 0:
+            raise ValueError("learning rate must be positive")
+        self.params, self.lr = params, float(lr)
+        self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
+        self.m = [np.zeros_like(p.value) for p in params]
+        self.v = [np.zeros_like(p.value) for p in params]
+        self.t = 0
+
+    def step(self) -> None:
+        self.t += 1
+        b1, b2 = self.beta1, self.beta2
+        # Fold both bias corrections into one step size (same maths, fewer array passes).
+        step = self.lr * np.sqrt(1 - b2 ** self.t) / (1 - b1 ** self.t)
+        eps_hat = self.eps * np.sqrt(1 - b2 ** self.t)
+        for p, m, v in zip(self.params, self.m, self.v):
+            g = p.grad
+            m *= b1
+            m += (1 - b1) * g
+            v *= b2
+            v += (1 - b2) * (g * g)
+            p.value -= (step * m / (np.sqrt(v) + eps_hat)).astype(p.value.dtype, copy=False)
+
+
+OPTIMIZERS = {"sgd": SGD, "adam": Adam}

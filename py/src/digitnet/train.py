@@ -1,0 +1,127 @@
+"""``fit``: the one mini-batch training loop, shared by the CLI and the browser.
+
+It reports progress through callbacks (never prints), can be cancelled between batches,
+and stops with `TrainingDiverged` when the loss stops being finite, leaving the model
+with the last weights that still gave a finite loss.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from .data import batches, one_hot, random_shift
+from .losses import softmax_cross_entropy
+from .metrics import accuracy
+from .model import Sequential
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the model holds its last good weights."""
+
+
+@dataclass
+class History:
+    """Per-epoch records (dicts as passed to ``on_epoch``) and whether training was stopped."""
+    epochs: list[dict] = field(default_factory=list)
+    stopped: bool = False
+
+
+def evaluate(model: Sequential, x: np.ndarray, y: np.ndarray) -> float:
+    """Accuracy in [0, 1] of ``model`` on (N, 784) images and (N,) labels."""
+    return accuracy(model.predict(x), y)
+
+
+def fit(model: Sequential, x: np.ndarray, y: np.ndarray, optimizer, *, epochs: int,
+        batch_size: int, augment_shift: int = 0, seed: int = 0, lr_schedule: str = "constant",
+        loss_reduction: str = "mean", x_val: np.ndarray | None = None,
+        y_val: np.ndarray | None = None,
+        on_batch: Callable[[dict], None] | None = None,
+        on_epoch: Callable[[dict], None] | None = None,
+        should_stop: Callable[[], bool] | None = None) -> History:
+    """Train ``model`` on x (N, 784) float32, y (N,) int labels with mini-batches.
+
+    ``optimizer`` walks ``model.parameters()``; ``lr_schedule="cosine"`` lowers its
+    learning rate each epoch along half a cosine, from the initial value towards 0.
+    ``augment_shift`` > 0 shifts each image
+    by up to that many pixels, drawn afresh every epoch. Callbacks receive dicts:
+    on_batch: epoch, batch, batches, loss, accuracy (batch, in [0, 1]), seen, total, elapsed;
+    on_epoch: epoch, loss (mean batch loss), accuracy (mean batch accuracy in [0, 1]),
+    val_accuracy (if x_val given), seen, elapsed. ``should_stop()`` is polled before
+    every batch; when it returns True, fit returns with ``History.stopped`` set.
+    """
+    if epochs < 1 or int(epochs) != epochs:
+        raise ValueError("epochs must be a positive integer")
+    if not 1 <= batch_size <= len(x):
+        raise ValueError(f"batch size must be between 1 and the number of examples ({len(x)})")
+    rng = np.random.default_rng(seed)
+    x = np.asarray(x, dtype=model.dtype)
+    targets_all = one_hot(y, 10, dtype=model.dtype)
+    params = model.parameters()
+    n_batches = -(-len(x) // batch_size)
+    good = [p.value.copy() for p in params]
+    if lr_schedule not in ("constant", "cosine"):
+        raise ValueError(f"lr_schedule must be 'constant' or 'cosine', not {lr_schedule!r}")
+    base_lr = optimizer.lr
+    history, seen, start = History(), 0, time.perf_counter()
+    for epoch in range(epochs):
+        if lr_schedule == "cosine":
+            optimizer.lr = base_lr * 0.5 * (1 + np.cos(np.pi * epoch / epochs))
+        xe = random_shift(x, augment_shift, rng) if augment_shift else x
+        losses, accs = [], []
+        for b, idx in enumerate(batches(len(x), batch_size, rng)):
+            if should_stop is not None and should_stop():
+                history.stopped = True
+                return history
+            xb, tb = xe[idx], targets_all[idx]
+            model.zero_grad()
+            logits = model.logits(xb, training=True)
+            loss, dlogits = softmax_cross_entropy(logits, tb, loss_reduction)
+            if not np.isfinite(loss):
+                for p, v in zip(params, good):
+                    p.value[...] = v
+                raise TrainingDiverged(
+                    f"training diverged at epoch {epoch + 1}, batch {b + 1}: the loss became "
+                    f"{loss} (the learning rate is probably too high); the model keeps its "
+                    "last weights that gave a finite loss")
+            # These weights just gave a finite loss: remember them before stepping away.
+            for p, v in zip(params, good):
+                np.copyto(v, p.value)
+            model.backward(dlogits)
+            optimizer.step()
+            acc = float((logits.argmax(axis=1) == y[idx]).mean())
+            seen += len(idx)
+            losses.append(loss)
+            accs.append(acc)
+            if on_batch is not None:
+                on_batch({"epoch": epoch, "batch": b, "batches": n_batches, "loss": loss,
+                          "accuracy": acc, "seen": seen, "total": epochs * len(x),
+                          "elapsed": time.perf_counter() - start})
+        record = {"epoch": epoch, "loss": float(np.mean(losses)),
+                  "accuracy": float(np.mean(accs)), "seen": seen,
+                  "elapsed": time.perf_counter() - start}
+        if x_val is not None:
+            record["val_accuracy"] = evaluate(model, x_val, y_val)
+        history.epochs.append(record)
+        if on_epoch is not None:
+            on_epoch(record)
+    return history
+
+
+def fit_recipe(recipe, dataset, **callbacks) -> tuple[Sequential, History]:
+    """Build a fresh model for ``recipe`` (see `recipes`) and ``fit`` it on ``dataset``.
+
+    ``callbacks`` are passed to ``fit`` (on_batch, on_epoch, should_stop); the test split
+    serves as ``x_val`` so every epoch reports held-out accuracy.
+    """
+    from .recipes import model_and_optimizer
+
+    model, optimizer = model_and_optimizer(recipe)
+    history = fit(model, dataset.x_train, dataset.y_train, optimizer, epochs=recipe.epochs,
+                  batch_size=recipe.batch_size, augment_shift=recipe.augment_shift,
+                  seed=recipe.seed, loss_reduction=recipe.loss_reduction,
+                  lr_schedule=recipe.lr_schedule,
+                  x_val=dataset.x_test, y_val=dataset.y_test, **callbacks)
+    return model, history
