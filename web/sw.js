@@ -1,7 +1,8 @@
 /* digitnet service worker: the whole build, cached, so the page works offline.
  *
  * build.py replaces __BUILD_VERSION__ with the build's content hash and __PRECACHE__ with
- * the JSON list of every file of the build (relative to this script).
+ * the JSON list of every file of the build (relative to this script), and __OPTIONAL__
+ * with the list of optional files (cached on first use only).
  *
  * Each file is downloaded once: on a first visit the page waits until this worker
  * controls it, and every precache-listed file the page fetches is stored as it arrives
@@ -16,12 +17,15 @@ const VERSION = "__BUILD_VERSION__";
 const PREFIX = "digitnet-";
 const CACHE = PREFIX + VERSION;
 const PRECACHE = __PRECACHE__;
+// Optional files (the training packages): never fetched ahead, cached when first used.
+const OPTIONAL = __OPTIONAL__;
 const SMALL = 256 * 1024; // install fetches files up to this size; larger ones are cached on use
 
 const SCOPE = new URL("./", self.location.href);
 const MANIFEST_URL = new URL("build-manifest.json", SCOPE).href;
 const INDEX_URL = new URL("index.html", SCOPE).href;
 const LISTED = new Set(PRECACHE.map((path) => new URL(path, SCOPE).href));
+const LAZY = new Set(OPTIONAL.map((path) => new URL(path, SCOPE).href));
 
 function keyFor(url) {
   const u = new URL(url);
@@ -121,7 +125,7 @@ self.addEventListener("fetch", (event) => {
   const url = new URL(request.url);
   if (url.origin !== self.location.origin) return;
   const key = keyFor(request.url);
-  if (!LISTED.has(key) && key !== INDEX_URL && key !== MANIFEST_URL) return;
+  if (!LISTED.has(key) && !LAZY.has(key) && key !== INDEX_URL && key !== MANIFEST_URL) return;
   event.respondWith(cacheFirst(event, key));
 });
 

@@ -61,25 +61,33 @@ def predict(pixels, height, width, out_probs, out_preview):
     return True
 
 def gallery(n, out_images, out_labels, out_preds, out_conf):
-    """The first n digits of a fixed stride through the test split, with the model's guesses."""
+    """One test digit per class (a fixed pick), then some of the model's mistakes.
+
+    Returns how many test digits the model gets wrong in total.
+    """
     d = state["data"]
     if d is None:
         raise RuntimeError("the bundled data is not loaded")
-    idx = np.linspace(0, len(d.y_test) - 1, int(n)).astype(np.int64)
-    x = d.x_test[idx]
-    proba = state["model"].predict_proba(x)
-    out_images.assign((np.clip(x, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8))
-    out_labels.assign(d.y_test[idx].astype(np.uint8))
-    out_preds.assign(proba.argmax(axis=1).astype(np.uint8))
-    out_conf.assign(proba.max(axis=1).astype(np.float64))
-
-def test_accuracy():
-    d = state["data"]
-    correct = 0
+    n = int(n)
+    preds = np.empty(len(d.y_test), dtype=np.int64)
+    conf = np.empty(len(d.y_test), dtype=np.float64)
     for start in range(0, len(d.y_test), 500):
         proba = state["model"].predict_proba(d.x_test[start:start + 500])
-        correct += int((proba.argmax(axis=1) == d.y_test[start:start + 500]).sum())
-    return correct / len(d.y_test)
+        preds[start:start + 500] = proba.argmax(axis=1)
+        conf[start:start + 500] = proba.max(axis=1)
+    wrong = np.flatnonzero(preds != d.y_test)
+    n_wrong_shown = min(len(wrong), max(0, n - 10), 2)
+    picks = [int(np.flatnonzero(d.y_test == c)[7]) for c in range(10)][: n - n_wrong_shown]
+    picks += [int(i) for i in wrong[:n_wrong_shown]]
+    while len(picks) < n:
+        picks.append(len(picks) * 97 % len(d.y_test))
+    idx = np.array(picks[:n], dtype=np.int64)
+    x = d.x_test[idx]
+    out_images.assign((np.clip(x, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8))
+    out_labels.assign(d.y_test[idx].astype(np.uint8))
+    out_preds.assign(preds[idx].astype(np.uint8))
+    out_conf.assign(conf[idx])
+    return len(wrong)
 `;
 
 async function fetchOk(url, what) {
@@ -128,7 +136,7 @@ async function init() {
   timings.installed = Math.round(performance.now() - t0);
   py = pyodide.toPy({});
   pyodide.runPython(GLUE, { globals: py });
-  for (const name of ["load_model", "load_data", "predict", "gallery", "test_accuracy"]) fn[name] = py.get(name);
+  for (const name of ["load_model", "load_data", "predict", "gallery"]) fn[name] = py.get(name);
   timings.imported = Math.round(performance.now() - t0);
 
   progress("model");
@@ -172,11 +180,8 @@ const handlers = {
     const labels = new Uint8Array(count);
     const preds = new Uint8Array(count);
     const conf = new Float64Array(count);
-    fn.gallery(count, images, labels, preds, conf);
-    return { n: count, images, labels, preds, conf, transfer: [images.buffer] };
-  },
-  testAccuracy() {
-    return { accuracy: fn.test_accuracy() };
+    const wrong = fn.gallery(count, images, labels, preds, conf);
+    return { n: count, images, labels, preds, conf, wrong, transfer: [images.buffer] };
   },
 };
 

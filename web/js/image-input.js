@@ -53,7 +53,7 @@ function toGrey(rgba) {
   }
   const out = new Uint8Array(n);
   if (transparent === 0) {
-    for (let i = 0; i < n; i++) out[i] = lum[i];
+    for (let i = 0; i < n; i++) out[i] = Math.round(lum[i]);
     return out;
   }
   // Ink drawn on a transparent sheet: composite over the opposite of the ink's tone.

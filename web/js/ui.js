@@ -6,6 +6,7 @@ const UNSURE = 0.6; // below this top probability the page says it is not sure
 const root = document.documentElement;
 
 let els = null;
+let renders = 0; // counts result renders (data-seq), so tests can wait for the next one
 
 export function init() {
   els = {
@@ -82,6 +83,7 @@ export function renderModelAccuracy(accuracy, n) {
 
 /** Nothing to classify: no digit, flat bars, blank preview. */
 export function renderEmpty(text = "Draw a digit") {
+  els.prediction.dataset.seq = String(++renders);
   els.prediction.textContent = "";
   els.prediction.removeAttribute("data-confidence");
   els.prediction.dataset.state = "empty";
@@ -104,6 +106,7 @@ export function renderPrediction(result, source) {
   const probs = Array.from(result.probs);
   const order = probs.map((p, d) => [p, d]).sort((a, b) => b[0] - a[0]);
   const [[p1, d1], [p2, d2]] = order;
+  els.prediction.dataset.seq = String(++renders);
   els.prediction.textContent = String(d1);
   els.prediction.dataset.confidence = p1.toFixed(4);
   const unsure = p1 < UNSURE;
@@ -231,5 +234,5 @@ export function renderGallery({ n, images, labels, preds, conf }, onPick) {
   els.gallerySummary.textContent =
     wrong === 0
       ? `All ${n} classified correctly.`
-      : `${n - wrong} of ${n} correct; ${wrong} misclassified (marked ✗ with the true label).`;
+      : `${n - wrong} of ${n} right — ✗ marks a mistake and shows the true label.`;
 }

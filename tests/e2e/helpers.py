@@ -1,0 +1,86 @@
+"""Drawing and waiting helpers for the page tests (Playwright sync API)."""
+from __future__ import annotations
+
+import io
+import math
+
+# Strokes are lists of (x, y) points in [0, 1] of the pad's box, shaped like digits.
+
+
+def ellipse(cx=0.5, cy=0.5, rx=0.2, ry=0.32, n=48):
+    # Start at the top and go round a little more than once, as people close a 0.
+    return [[(cx + rx * math.sin(2 * math.pi * i / n), cy - ry * math.cos(2 * math.pi * i / n))
+             for i in range(n + 3)]]
+
+
+def vertical_line(x=0.5, top=0.18, bottom=0.82, n=16):
+    return [[(x + 0.02 * (1 - i / n), top + (bottom - top) * i / n) for i in range(n + 1)]]
+
+
+def seven(n=16):
+    bar = [(0.28 + 0.44 * i / n, 0.2) for i in range(n + 1)]
+    diagonal = [(0.72 - 0.3 * i / n, 0.2 + 0.62 * i / n) for i in range(1, n + 1)]
+    return [bar + diagonal]  # one stroke, as a 7 is usually drawn
+
+
+SHAPES = {0: ellipse(), 1: vertical_line(), 7: seven()}
+
+
+def seq(page) -> int:
+    """The prediction's render counter (bumped on every rendered result)."""
+    return int(page.get_attribute('[data-testid="prediction"]', "data-seq") or 0)
+
+
+def wait_next_result(page, before: int, timeout: float = 15_000) -> None:
+    page.wait_for_function(
+        "(n) => Number(document.querySelector('[data-testid=\"prediction\"]').dataset.seq || 0) > n",
+        arg=before, timeout=timeout)
+
+
+def draw_mouse(page, strokes, steps: int = 2) -> None:
+    """Draw strokes with the mouse over the pad's bounding box."""
+    box = page.get_by_test_id("pad").bounding_box()
+    for stroke in strokes:
+        x0, y0 = stroke[0]
+        page.mouse.move(box["x"] + x0 * box["width"], box["y"] + y0 * box["height"])
+        page.mouse.down()
+        for x, y in stroke[1:]:
+            page.mouse.move(box["x"] + x * box["width"], box["y"] + y * box["height"], steps=steps)
+        page.mouse.up()
+
+
+def draw_touch(page, strokes) -> None:
+    """Draw strokes with a finger: CDP touch events (Chromium turns them into pointer events)."""
+    box = page.get_by_test_id("pad").bounding_box()
+    cdp = page.context.new_cdp_session(page)
+    try:
+        for stroke in strokes:
+            pts = [{"x": box["x"] + x * box["width"], "y": box["y"] + y * box["height"]} for x, y in stroke]
+            cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [pts[0]]})
+            for p in pts[1:]:
+                cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [p]})
+            cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    finally:
+        cdp.detach()
+
+
+def classify_drawing(page, strokes, touch: bool = False) -> str:
+    """Clear the pad, draw, wait for the result; return the predicted digit text."""
+    page.get_by_role("button", name="Clear").click()
+    before = seq(page)
+    (draw_touch if touch else draw_mouse)(page, strokes)
+    wait_next_result(page, before)
+    return page.get_by_test_id("prediction").inner_text().strip()
+
+
+def probabilities(page) -> list[float]:
+    return [float(page.get_attribute(f'[data-testid="prob-{d}"]', "data-value")) for d in range(10)]
+
+
+def png_bytes(gray, fmt: str = "PNG") -> bytes:
+    """uint8 (H, W) array -> encoded image bytes (Pillow)."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(gray).save(buf, format=fmt, **({"quality": 95} if fmt != "PNG" else {}))
+    return buf.getvalue()
