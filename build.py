@@ -293,20 +293,19 @@ def _py_tree_files() -> list[Path]:
     return out
 
 
-def _can_build_without_isolation() -> bool:
-    """setuptools with PEP 621 support and a bdist_wheel command in this interpreter?"""
+def _pinned_setuptools() -> str:
+    for line in (ROOT / "requirements-build.txt").read_text().splitlines():
+        if line.strip().lower().startswith("setuptools=="):
+            return line.split("==", 1)[1].strip()
+    raise BuildError("requirements-build.txt does not pin setuptools")
+
+
+def _installed_setuptools() -> str | None:
     try:
         from importlib.metadata import version
-        major, minor = (int(x) for x in version("setuptools").split(".")[:2])
+        return version("setuptools")
     except Exception:
-        return False
-    if (major, minor) >= (70, 1):
-        return True  # bdist_wheel is part of setuptools from 70.1
-    try:
-        version("wheel")
-        return major >= 61
-    except Exception:
-        return False
+        return None
 
 
 def build_wheel(cache_dir: Path = WHEEL_CACHE) -> Path:
@@ -314,7 +313,11 @@ def build_wheel(cache_dir: Path = WHEEL_CACHE) -> Path:
     if not (PY_DIR / "pyproject.toml").exists():
         raise BuildError("py/pyproject.toml is missing")
     files = _py_tree_files()
-    h = hashlib.sha256(SOURCE_DATE_EPOCH.encode())
+    # The wheel's bytes depend on the build backend's version too: always build with the
+    # pinned setuptools (this interpreter's if it is that one, else an isolated build env
+    # constrained to it).
+    setuptools = _pinned_setuptools()
+    h = hashlib.sha256(f"{SOURCE_DATE_EPOCH} setuptools=={setuptools}".encode())
     for f in files:
         h.update(str(f.relative_to(PY_DIR)).encode() + b"\0" + f.read_bytes() + b"\0")
     out_dir = Path(cache_dir) / h.hexdigest()[:20]
@@ -329,10 +332,12 @@ def build_wheel(cache_dir: Path = WHEEL_CACHE) -> Path:
             shutil.copyfile(f, dst)
         wheelhouse = Path(tmp) / "wheelhouse"
         cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--disable-pip-version-check",
-               "--no-cache-dir", "-w", wheelhouse, src]
-        if _can_build_without_isolation():
-            cmd.insert(5, "--no-build-isolation")
+               "-w", wheelhouse, src]
         env = dict(os.environ, SOURCE_DATE_EPOCH=SOURCE_DATE_EPOCH, PYTHONHASHSEED="0")
+        if _installed_setuptools() == setuptools:
+            cmd.insert(5, "--no-build-isolation")
+        else:  # pip honours PIP_CONSTRAINT when it installs the isolated build requirements
+            env["PIP_CONSTRAINT"] = str(ROOT / "requirements-build.txt")
         proc = run(cmd, capture_output=True, text=True, env=env)
         wheels = sorted(wheelhouse.glob("digitnet-*.whl"))
         if proc.returncode != 0 or len(wheels) != 1:
@@ -494,26 +499,41 @@ def assemble(stage: Path) -> dict:
 
 
 def build(verbose: bool = True) -> dict:
-    """npm ci, data, then dist/ (assembled in a staging dir and swapped in whole)."""
+    """npm ci, data, then dist/ (assembled in a staging dir and swapped in whole).
+
+    Holds .cache/build.lock throughout, so concurrent builds (several people or test runs
+    in one tree) take turns instead of mixing their files.
+    """
+    import fcntl
+
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / "build.lock", "w") as lockfile:
+        try:
+            fcntl.flock(lockfile, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print("waiting for another build to finish ...", flush=True)
+            fcntl.flock(lockfile, fcntl.LOCK_EX)
+        return _build_locked(verbose)
+
+
+def _build_locked(verbose: bool) -> dict:
     t0 = time.perf_counter()
     npm_ci()
     data_path = build_data()
     if verbose:
         print(f"data: {data_path.relative_to(ROOT)} ({data_path.stat().st_size:,} bytes)")
-    stage = CACHE / "dist-staging"
-    if stage.exists():
-        shutil.rmtree(stage)
-    stage.mkdir(parents=True)
-    manifest = assemble(stage)
-    groups = manifest.pop("_groups")
-    old = CACHE / "dist-old"
-    if old.exists():
+    stage = Path(tempfile.mkdtemp(prefix="dist-staging-", dir=CACHE))
+    try:
+        manifest = assemble(stage)
+        groups = manifest.pop("_groups")
+        old = Path(tempfile.mkdtemp(prefix="dist-old-", dir=CACHE))
+        if DIST.exists():
+            DIST.rename(old / "dist")
+        stage.rename(DIST)
         shutil.rmtree(old)
-    if DIST.exists():
-        DIST.rename(old)
-    stage.rename(DIST)
-    if old.exists():
-        shutil.rmtree(old)
+    finally:
+        if stage.exists():
+            shutil.rmtree(stage)
     if verbose:
         total = 0
         print(f"dist/ (version {manifest['version']}):")

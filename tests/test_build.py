@@ -1,0 +1,245 @@
+"""Checks of the built site in dist/ and of build.py's verification and server.
+
+The dist/ checks need a build (`python3 build.py build`; `python3 build.py test` does it)
+and fail if there is none.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import re
+import threading
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DIST = ROOT / "dist"
+
+spec = importlib.util.spec_from_file_location("digitnet_build", ROOT / "build.py")
+build = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(build)
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def dist_files() -> set[str]:
+    return {p.relative_to(DIST).as_posix() for p in DIST.rglob("*") if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def manifest() -> dict:
+    path = DIST / "build-manifest.json"
+    if not path.exists():
+        pytest.fail("dist/build-manifest.json is missing: run `python3 build.py build`", pytrace=False)
+    return json.loads(path.read_text())
+
+
+@pytest.fixture(scope="module")
+def lock() -> dict:
+    return json.loads((DIST / "pyodide" / "pyodide-lock.json").read_text())
+
+
+# ---------------------------------------------------------------- the manifest
+
+def test_manifest_lists_every_file_with_its_hash(manifest):
+    files = manifest["files"]
+    assert set(files) == dist_files() - {"build-manifest.json"}
+    for rel, info in files.items():
+        path = DIST / rel
+        assert path.stat().st_size == info["bytes"], rel
+        assert sha256(path) == info["sha256"], rel
+
+
+def test_manifest_points_at_real_files(manifest):
+    assert re.fullmatch(r"[0-9a-f]{16}", manifest["version"])
+    assert re.fullmatch(r"wheels/digitnet-[^/]+-py3-none-any\.whl", manifest["wheel"])
+    assert (DIST / manifest["wheel"]).is_file()
+    assert set(manifest["models"]) >= {"mlp"}
+    for rel in manifest["models"].values():
+        assert (DIST / rel).is_file() and rel.startswith("models/")
+    assert manifest["pyodide"]["packages"] == ["numpy", "micropip", "packaging"]
+    assert "scipy" in manifest["pyodide"]["training_packages"]
+    assert (DIST / ".nojekyll").exists()
+    assert (DIST / "vendor" / "chart.umd.js").is_file()
+
+
+def test_pyodide_runtime_is_the_npm_one(manifest):
+    for name in build.PYODIDE_CORE_FILES:
+        assert sha256(DIST / "pyodide" / name) == sha256(build.PYODIDE_NPM / name), name
+
+
+def test_pyodide_packages_match_the_lock(manifest, lock):
+    assert lock["info"]["version"] == "0.27.7"
+    names = manifest["pyodide"]["packages"] + manifest["pyodide"]["training_packages"]
+    for name in names:
+        entry = lock["packages"][name]
+        path = DIST / "pyodide" / entry["file_name"]
+        assert path.is_file(), f"{entry['file_name']} missing from dist/pyodide/"
+        assert sha256(path) == entry["sha256"], entry["file_name"]
+    # every dependency the page would ask loadPackage for is there too
+    for name in names:
+        for dep in lock["packages"][name]["depends"]:
+            assert dep in names, f"{name} depends on {dep}, which is not in dist"
+    assert lock["packages"]["numpy"]["sha256"] == \
+        "ebb61241d962b98b21597d7ce43b67668a6d5bab3acec4fbe958657320d7cd08"
+
+
+def test_wheel_ships_the_data(manifest):
+    with zipfile.ZipFile(DIST / manifest["wheel"]) as z:
+        names = z.namelist()
+        assert "digitnet/__init__.py" in names
+        assert "digitnet/assets/mnist10k.u8.gz" in names
+        metadata = next(n for n in names if n.endswith(".dist-info/METADATA"))
+        assert "Requires-Dist: numpy" in z.read(metadata).decode()
+        assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
+
+
+# ---------------------------------------------------------------- service worker + URLs
+
+def test_service_worker_precaches_the_whole_build(manifest):
+    if not (ROOT / "web" / "sw.js").exists():
+        pytest.skip("web/sw.js has not been written yet")
+    sw = (DIST / "sw.js").read_text()
+    for placeholder in ("__BUILD_VERSION__", "__PRECACHE__", "__OPTIONAL__"):
+        assert placeholder not in sw
+    assert manifest["version"] in sw
+    assert json.dumps(manifest["precache"]) in sw
+    optional = set(manifest["optional"])
+    assert set(manifest["precache"]) | optional == dist_files() - {"sw.js", ".nojekyll"}
+    assert not set(manifest["precache"]) & optional
+    # the lazily cached extras are exactly the training packages
+    lock = json.loads((DIST / "pyodide" / "pyodide-lock.json").read_text())
+    assert optional == {f"pyodide/{lock['packages'][n]['file_name']}"
+                        for n in manifest["pyodide"]["training_packages"]}
+
+
+ABSOLUTE = re.compile(r"""(?:src|href|action)\s*=\s*["']/|url\(\s*["']?/|https?://|"""
+                      r"""(?:from|import)\s*\(?\s*["']/""")
+NAMESPACES = re.compile(r"http://www\.w3\.org/[\w/.-]*")
+
+
+def test_no_absolute_urls_in_our_files():
+    authored = [p for p in DIST.rglob("*")
+                if p.suffix in (".html", ".js", ".mjs", ".css", ".webmanifest")
+                and p.relative_to(DIST).parts[0] not in ("vendor", "pyodide")]
+    assert authored
+    bad = []
+    for path in authored:
+        text = NAMESPACES.sub("", path.read_text(errors="replace"))
+        for m in ABSOLUTE.finditer(text):
+            line = text.count("\n", 0, m.start()) + 1
+            bad.append(f"{path.relative_to(DIST)}:{line}: {m.group(0)}")
+    assert not bad, "absolute URLs:\n" + "\n".join(bad)
+
+
+# ---------------------------------------------------------------- verification
+
+NUMPY = "numpy-2.0.2-cp312-cp312-pyodide_2024_0_wasm32.whl"
+NUMPY_SHA = "ebb61241d962b98b21597d7ce43b67668a6d5bab3acec4fbe958657320d7cd08"
+
+
+class FakeSource:
+    def __init__(self, data: bytes | None, name="fake source"):
+        self.data, self.name, self.calls = data, name, 0
+
+    def fetch(self, file_name):
+        self.calls += 1
+        if self.data is None:
+            raise build.SourceUnavailable("offline")
+        return self.data
+
+
+def test_resolve_rejects_a_corrupted_cached_file(tmp_path):
+    (tmp_path / NUMPY).write_bytes(b"not numpy")
+    bad = hashlib.sha256(b"not numpy").hexdigest()
+    source = FakeSource(b"")
+    with pytest.raises(build.BuildError) as e:
+        build.resolve_package(NUMPY, NUMPY_SHA, cache_dir=tmp_path, sources=[source])
+    message = str(e.value)
+    assert NUMPY in message and NUMPY_SHA in message and bad in message
+    assert source.calls == 0
+
+
+def test_resolve_rejects_wrong_bytes_from_a_source_and_caches_nothing(tmp_path):
+    wrong = FakeSource(b"tampered", name="mirror")
+    later = FakeSource(b"also wrong")
+    with pytest.raises(build.BuildError, match="mirror") as e:
+        build.resolve_package(NUMPY, NUMPY_SHA, cache_dir=tmp_path, sources=[wrong, later])
+    assert NUMPY_SHA in str(e.value) and hashlib.sha256(b"tampered").hexdigest() in str(e.value)
+    assert later.calls == 0
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_resolve_names_what_is_missing(tmp_path):
+    with pytest.raises(build.BuildError) as e:
+        build.resolve_package(NUMPY, NUMPY_SHA, cache_dir=tmp_path,
+                              sources=[FakeSource(None, "A"), FakeSource(None, "B")])
+    message = str(e.value)
+    assert NUMPY in message and "A: offline" in message and "B: offline" in message
+
+
+def test_resolve_falls_through_to_a_source_with_the_right_bytes(tmp_path):
+    data = b"payload"
+    good = hashlib.sha256(data).hexdigest()
+    src = FakeSource(data)
+    path = build.resolve_package("x.whl", good, cache_dir=tmp_path,
+                                 sources=[FakeSource(None), src])
+    assert path.read_bytes() == data and path.parent == tmp_path
+    # cached now: no source asked again
+    assert build.resolve_package("x.whl", good, cache_dir=tmp_path, sources=[src]) == path
+    assert src.calls == 1
+
+
+def test_wheel_build_is_reproducible(tmp_path, manifest):
+    first = build.build_wheel(cache_dir=tmp_path / "a")
+    second = build.build_wheel(cache_dir=tmp_path / "b")
+    assert first.name == second.name == Path(manifest["wheel"]).name
+    assert sha256(first) == sha256(second)
+
+
+# ---------------------------------------------------------------- serving
+
+@pytest.fixture
+def served(tmp_path):
+    for name, data in {"a.wasm": b"\0asm", "b.gz": b"\x1f\x8b\x08\0", "c.mjs": b"export {}",
+                       "d.webmanifest": b"{}", "e.whl": b"PK", "index.html": b"<title>t</title>"}.items():
+        (tmp_path / name).write_bytes(data)
+    server = build.make_server(tmp_path, "127.0.0.1", 0, quiet=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("name, mime", [
+    ("a.wasm", "application/wasm"),
+    ("b.gz", "application/octet-stream"),
+    ("c.mjs", "text/javascript"),
+    ("d.webmanifest", "application/manifest+json"),
+    ("e.whl", "application/octet-stream"),
+    ("index.html", "text/html"),
+])
+def test_server_mime_types(served, tmp_path, name, mime):
+    with urllib.request.urlopen(served + name) as r:
+        assert r.headers.get_content_type() == mime
+        assert r.headers.get("Content-Encoding") is None  # a .gz stays bytes
+        assert r.read() == (tmp_path / name).read_bytes()
+
+
+def test_server_serves_the_real_runtime_as_wasm(manifest):
+    server = build.make_server(DIST, "127.0.0.1", 0, quiet=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/pyodide/pyodide.asm.wasm"
+        with urllib.request.urlopen(url) as r:
+            assert r.headers.get_content_type() == "application/wasm"
+            assert int(r.headers["Content-Length"]) == manifest["files"]["pyodide/pyodide.asm.wasm"]["bytes"]
+    finally:
+        server.shutdown()
+        server.server_close()
