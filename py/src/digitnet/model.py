@@ -65,10 +65,12 @@ class Sequential:
 
     def predict_proba(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
         """(N, 784) -> (N, 10) class probabilities, evaluated in batches to bound memory."""
-        x = np.asarray(x, dtype=self.dtype).reshape(len(x), -1)
+        x = np.asarray(x, dtype=self.dtype)
+        if len(x) == 0:
+            return np.zeros((0, 10), dtype=self.dtype)
+        x = x.reshape(len(x), -1)
         return np.concatenate([self.forward(x[i:i + batch_size])
-                               for i in range(0, len(x), batch_size)]) if len(x) else \
-            np.zeros((0, 10), dtype=self.dtype)
+                               for i in range(0, len(x), batch_size)])
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """(N, 784) -> (N,) predicted class ids."""

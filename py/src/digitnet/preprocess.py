@@ -21,7 +21,8 @@ def ink_map(gray: np.ndarray) -> np.ndarray | None:
     """(H, W) grayscale -> (H, W) float64 ink strength in [0, 1], or None if there is no ink.
 
     The background level is the median of the image border; ink is whatever differs
-    from it, in whichever direction the border says is "paper".
+    from it, in whichever direction the border says is "paper". Paper texture and sensor
+    noise (estimated from the border's spread) are subtracted before normalising.
     """
     g = np.asarray(gray, dtype=np.float64)
     if g.ndim != 2 or g.shape[0] < 2 or g.shape[1] < 2:
@@ -32,7 +33,8 @@ def ink_map(gray: np.ndarray) -> np.ndarray | None:
         g = g / 255.0
     border = np.concatenate([g[0], g[-1], g[1:-1, 0], g[1:-1, -1]])
     background = float(np.median(border))
-    ink = background - g if background > 0.5 else g - background
+    noise = 1.4826 * float(np.median(np.abs(border - background)))  # robust std of the paper
+    ink = (background - g if background > 0.5 else g - background) - 3 * noise
     peak = ink.max()
     if peak < MIN_CONTRAST:
         return None

@@ -77,8 +77,9 @@ def fit(model: Sequential, x: np.ndarray, y: np.ndarray, optimizer, *, epochs: i
                 return history
             xb, tb = xe[idx], targets_all[idx]
             model.zero_grad()
-            logits = model.logits(xb, training=True)
-            loss, dlogits = softmax_cross_entropy(logits, tb, loss_reduction)
+            with np.errstate(over="ignore", invalid="ignore"):  # divergence is handled below
+                logits = model.logits(xb, training=True)
+                loss, dlogits = softmax_cross_entropy(logits, tb, loss_reduction)
             if not np.isfinite(loss):
                 for p, v in zip(params, good):
                     p.value[...] = v

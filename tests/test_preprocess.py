@@ -1,0 +1,103 @@
+"""MNIST-style preprocessing of drawn and photographed digits."""
+import numpy as np
+import pytest
+
+from digitnet import data
+from digitnet.preprocess import centre_of_mass, resize_area, to_mnist
+from digitnet.recipes import get_recipe
+from digitnet.train import fit_recipe
+from render import render
+
+
+def stroke_image(height, width, box, dark_on_light=True, thickness=None):
+    """A '7'-like glyph (bar + diagonal) filling ``box`` = (top, left, bottom, right)."""
+    top, left, bottom, right = box
+    img = np.zeros((height, width))
+    t = thickness or max(2, (bottom - top) // 8)
+    img[top:top + t, left:right] = 1.0
+    for row in range(top, bottom):
+        frac = (row - top) / max(1, bottom - top - 1)
+        col = int(right - t - frac * (right - left - t) * 0.6)
+        img[row, col:col + t] = 1.0
+    return (1 - img) * 255 if dark_on_light else img * 255
+
+
+def ink_box(img):
+    rows, cols = np.flatnonzero(img.any(axis=1)), np.flatnonzero(img.any(axis=0))
+    return rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
+
+
+@pytest.mark.parametrize("shape,box,dark", [
+    ((600, 800), (250, 300, 550, 500), True),    # large, off-centre, dark ink on white
+    ((64, 64), (5, 40, 20, 52), True),           # small, in a corner
+    ((300, 300), (20, 20, 280, 200), False),     # large, light ink on black (inverted)
+    ((40, 120), (2, 100, 30, 118), False),       # small, far right of a wide frame
+])
+def test_digit_is_fitted_to_20px_and_centred_by_mass(shape, box, dark):
+    out = to_mnist(stroke_image(*shape, box, dark_on_light=dark))
+    assert out.shape == (28, 28) and out.dtype == np.float32
+    assert 0 <= out.min() and out.max() == pytest.approx(1.0)
+    assert max(ink_box(out > 0)) == 20
+    r, c = centre_of_mass(out)
+    assert abs(r - 14) <= 0.5 and abs(c - 14) <= 0.5
+    assert out[0].sum() == 0 and out[:, 0].sum() == 0  # background is 0 = MNIST's black
+
+
+def test_aspect_ratio_is_kept():
+    tall = np.full((400, 400), 255.0)
+    tall[50:350, 180:230] = 0  # a '1': 300 x 50
+    out = to_mnist(tall)
+    h, w = ink_box(out > 0.05)
+    assert h == 20 and w in (3, 4, 5)
+
+
+def test_polarity_does_not_change_the_result():
+    img = stroke_image(200, 160, (30, 20, 170, 130))
+    assert np.allclose(to_mnist(img), to_mnist(255 - img), atol=1e-6)
+    assert np.allclose(to_mnist(img.astype(np.uint8)), to_mnist(img / 255.0), atol=1e-6)
+
+
+@pytest.mark.parametrize("img", [np.zeros((50, 50)), np.full((28, 28), 255.0),
+                                 np.full((100, 80), 0.5), np.full((90, 90), 128, np.uint8)])
+def test_blank_images_are_empty(img):
+    assert to_mnist(img) is None
+
+
+def test_paper_noise_alone_is_empty_and_does_not_grow_the_crop():
+    rng = np.random.default_rng(1)
+    paper = np.clip(0.85 + 0.03 * rng.standard_normal((200, 200)), 0, 1)
+    assert to_mnist(paper) is None
+    clean = stroke_image(200, 200, (60, 60, 140, 120)) / 255.0
+    noisy = np.clip(clean * 0.85 + 0.03 * rng.standard_normal(clean.shape), 0, 1)
+    assert np.abs(to_mnist(noisy) - to_mnist(clean)).mean() < 0.02
+
+
+@pytest.mark.parametrize("bad", [np.zeros(10), np.zeros((2, 3, 4)), np.array([[np.nan, 1], [0, 0]])])
+def test_malformed_input_gets_a_clear_error(bad):
+    with pytest.raises(ValueError):
+        to_mnist(bad)
+
+
+def test_area_resize_preserves_mean_intensity():
+    img = np.random.default_rng(0).random((57, 31))
+    for h, w in [(20, 11), (100, 60), (3, 3)]:
+        assert resize_area(img, h, w).mean() == pytest.approx(img.mean())
+
+
+def test_mnist_digits_pass_through_almost_unchanged():
+    """MNIST digits are already in this format: preprocessing them again changes little."""
+    x = data.load_bundle().x_test[:300]
+    again = np.array([to_mnist(d.reshape(28, 28)).reshape(784) for d in x])
+    assert np.abs(again - x).mean() < 0.02
+
+
+def test_rendered_mnist_digits_keep_their_accuracy():
+    """Real held-out digits scaled, moved anywhere, noisy, either polarity: preprocessing
+    must recover MNIST's framing well enough that accuracy barely drops."""
+    ds = data.load_bundle()
+    model, _ = fit_recipe(get_recipe("mlp", "seed"), ds)
+    rng = np.random.default_rng(0)
+    x, y = ds.x_test[::4], ds.y_test[::4]
+    rendered = np.array([to_mnist(render(d, rng)).reshape(784) for d in x])
+    original = (model.predict(x) == y).mean()
+    assert (model.predict(rendered) == y).mean() >= original - 0.02
