@@ -523,6 +523,7 @@ def _build_locked(verbose: bool) -> dict:
     if verbose:
         print(f"data: {data_path.relative_to(ROOT)} ({data_path.stat().st_size:,} bytes)")
     stage = Path(tempfile.mkdtemp(prefix="dist-staging-", dir=CACHE))
+    stage.chmod(0o755)  # mkdtemp makes it private; dist/ is for everyone to read
     try:
         manifest = assemble(stage)
         groups = manifest.pop("_groups")
