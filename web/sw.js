@@ -6,7 +6,7 @@
  *
  * Each file is downloaded once: on a first visit the page waits until this worker
  * controls it, and every precache-listed file the page fetches is stored as it arrives
- * (install only fetches the small files); once the page is ready it asks for the rest
+ * (install fetches nothing but the manifest); once the page is ready it asks for the rest
  * ("precache" message). On an update, unchanged files (same sha256 in build-manifest.json)
  * are copied from the previous cache instead of being downloaded again. Requests are
  * served cache-first; old caches are deleted on activate.
@@ -19,7 +19,6 @@ const CACHE = PREFIX + VERSION;
 const PRECACHE = __PRECACHE__;
 // Optional files (the training packages): never fetched ahead, cached when first used.
 const OPTIONAL = __OPTIONAL__;
-const SMALL = 256 * 1024; // install fetches files up to this size; larger ones are cached on use
 
 const SCOPE = new URL("./", self.location.href);
 const MANIFEST_URL = new URL("build-manifest.json", SCOPE).href;
@@ -64,21 +63,20 @@ async function reuseUnchanged(cache, manifest) {
   }
 }
 
-/** Fetch listed files missing from the cache; `all` false: only the small ones. */
+/**
+ * Install (`all` false): the manifest and unchanged files from an older cache only, so a
+ * first visit is not slowed down: the page's own requests fill the cache as they happen.
+ * "precache" message (`all` true): fetch every listed file still missing.
+ */
 async function fill(all) {
   const cache = await caches.open(CACHE);
   const { response, manifest } = await fetchManifest();
   await cache.put(MANIFEST_URL, response);
   await reuseUnchanged(cache, manifest);
-  const sizes = manifest.files || {};
   const missing = [];
-  for (const path of PRECACHE) {
+  for (const path of all ? PRECACHE : []) {
     const url = keyFor(new URL(path, SCOPE).href);
-    if (await cache.match(url)) continue;
-    const rel = url.slice(SCOPE.href.length);
-    const bytes = sizes[rel] ? sizes[rel].bytes : 0;
-    if (!all && bytes > SMALL) continue;
-    missing.push(url);
+    if (!(await cache.match(url))) missing.push(url);
   }
   const failed = [];
   await Promise.all(missing.map(async (url) => {

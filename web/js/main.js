@@ -92,19 +92,24 @@ async function controlledByServiceWorker() {
   // The service worker caches every file as the page first downloads it (one download,
   // then offline). So on a first visit, wait briefly until it controls this page.
   if (!("serviceWorker" in navigator) || !window.isSecureContext) return false;
-  try {
-    const registration = await navigator.serviceWorker.register("sw.js");
-    if (navigator.serviceWorker.controller) return true;
-    const claimed = new Promise((resolve) =>
-      navigator.serviceWorker.addEventListener("controllerchange", resolve, { once: true }));
-    const active = await Promise.race([navigator.serviceWorker.ready, sleep(3000)]);
-    if (active && !navigator.serviceWorker.controller) registration.active?.postMessage({ type: "claim" });
-    await Promise.race([claimed, sleep(1500)]);
-    return Boolean(navigator.serviceWorker.controller);
-  } catch (err) {
-    console.warn("digitnet: service worker unavailable, the page will not work offline", err);
-    return false;
+  const sw = navigator.serviceWorker;
+  if (sw.controller) {
+    // Already controlled (a later visit): check for an update without waiting for it.
+    sw.register("sw.js").catch((err) => console.warn("digitnet: service worker", err));
+    return true;
   }
+  const claimed = new Promise((resolve) => sw.addEventListener("controllerchange", resolve, { once: true }));
+  const attempt = (async () => {
+    const registration = await sw.register("sw.js");
+    await sw.ready;
+    // A force-reloaded page is not claimed by itself: ask the active worker to claim it.
+    if (!sw.controller) registration.active?.postMessage({ type: "claim" });
+    await claimed;
+  })();
+  attempt.catch((err) => console.warn("digitnet: service worker unavailable, no offline use", err));
+  // Never hold the page back for long: without a service worker it still works online.
+  await Promise.race([attempt.catch(() => {}), sleep(2500)]);
+  return Boolean(sw.controller);
 }
 
 function sleep(ms) {
@@ -139,6 +144,7 @@ async function loadGallery() {
 async function start() {
   const controlled = await controlledByServiceWorker();
   root.dataset.sw = controlled ? "controlled" : "none";
+  const workerStartedAt = performance.now();
   client = new WorkerClient(new URL("../worker.js", import.meta.url), {
     onProgress: ui.renderProgress,
   });
@@ -150,7 +156,7 @@ async function start() {
     return;
   }
   ready = true;
-  window.digitnet = { info, startedAt }; // loading timings, for people and benchmarks
+  window.digitnet = { info, startedAt, workerStartedAt }; // loading timings, for people and benchmarks
   const seconds = (performance.now() - startedAt) / 1000;
   root.dataset.readyMs = String(Math.round(performance.now()));
   ui.renderReady(info, seconds);
