@@ -98,3 +98,18 @@ def test_bad_settings_are_rejected(bundle, kwargs):
     model = mlp()
     with pytest.raises(ValueError):
         fit(model, bundle.x_train[:100], bundle.y_train[:100], SGD(model.parameters()), **kwargs)
+
+
+def test_training_steps_can_be_driven_a_few_batches_at_a_time(bundle):
+    """How the browser trains: pull records in chunks, stop by simply not pulling more."""
+    from digitnet.train import training_steps
+    model = mlp()
+    steps = training_steps(model, bundle.x_train[::8], bundle.y_train[::8], SGD(model.parameters(), lr=0.1),
+                           epochs=2, batch_size=250, x_val=bundle.x_test[::10], y_val=bundle.y_test[::10])
+    first = [next(steps) for _ in range(3)]
+    assert [r["kind"] for r in first] == ["batch", "batch", "batch"]
+    rest = list(steps)
+    kinds = [r["kind"] for r in first + rest]
+    assert kinds == ["batch"] * 4 + ["epoch"] + ["batch"] * 4 + ["epoch"]
+    assert rest[-1]["seen"] == 2000 and rest[-1]["train_time"] <= rest[-1]["elapsed"]
+    assert rest[-1]["val_accuracy"] > 0.5

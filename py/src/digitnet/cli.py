@@ -91,7 +91,7 @@ def cmd_train(args) -> None:
     model, history = fit_recipe(recipe, dataset, on_epoch=on_epoch)
     last = history.epochs[-1]
     print(f"Trained on {last['seen']:,} examples in {last['elapsed']:.1f} s "
-          f"({last['seen'] / last['elapsed']:,.0f} examples/s)")
+          f"({last['seen'] / last['train_time']:,.0f} examples/s while training)")
     if args.out:
         save(model, args.out)
         print(f"Saved model to {args.out}")

@@ -19,6 +19,21 @@ import inspect
 import numpy as np
 
 
+_matmul = np.matmul
+
+
+def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The matrix product every layer uses (``a @ b`` unless replaced)."""
+    return _matmul(a, b)
+
+
+def set_matmul(fn=None) -> None:
+    """Swap in another matrix product, e.g. BLAS sgemm in Pyodide, whose numpy has no
+    BLAS; ``set_matmul()`` restores numpy's."""
+    global _matmul
+    _matmul = np.matmul if fn is None else fn
+
+
 class Param:
     """A trainable array and its gradient, which has the same shape and dtype."""
 
@@ -74,12 +89,12 @@ class Linear(Layer):
 
     def forward(self, x, training=False):
         self._x = x
-        return x @ self.W.value + self.b.value
+        return matmul(x, self.W.value) + self.b.value
 
     def backward(self, dout):
-        self.W.grad += self._x.T @ dout
+        self.W.grad += matmul(self._x.T, dout)
         self.b.grad += dout.sum(axis=0)
-        return dout @ self.W.value.T
+        return matmul(dout, self.W.value.T)
 
 
 class LeakyReLU(Layer):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -34,47 +34,48 @@ def evaluate(model: Sequential, x: np.ndarray, y: np.ndarray) -> float:
     return accuracy(model.predict(x), y)
 
 
-def fit(model: Sequential, x: np.ndarray, y: np.ndarray, optimizer, *, epochs: int,
-        batch_size: int, augment_shift: int = 0, seed: int = 0, lr_schedule: str = "constant",
-        loss_reduction: str = "mean", x_val: np.ndarray | None = None,
-        y_val: np.ndarray | None = None,
-        on_batch: Callable[[dict], None] | None = None,
-        on_epoch: Callable[[dict], None] | None = None,
-        should_stop: Callable[[], bool] | None = None) -> History:
-    """Train ``model`` on x (N, 784) float32, y (N,) int labels with mini-batches.
+def training_steps(model: Sequential, x: np.ndarray, y: np.ndarray, optimizer, *, epochs: int,
+                   batch_size: int, augment_shift: int = 0, seed: int = 0,
+                   lr_schedule: str = "constant", loss_reduction: str = "mean",
+                   x_val: np.ndarray | None = None,
+                   y_val: np.ndarray | None = None) -> Iterator[dict]:
+    """Train batch by batch, yielding a record after every batch and every epoch.
+
+    x: (N, 784) float32, y: (N,) int labels. This generator is the loop itself: ``fit``
+    drives it with callbacks, and the browser drives it a few batches at a time so its
+    worker can answer other messages in between. Stopping early = not asking for more.
 
     ``optimizer`` walks ``model.parameters()``; ``lr_schedule="cosine"`` lowers its
     learning rate each epoch along half a cosine, from the initial value towards 0.
-    ``augment_shift`` > 0 shifts each image
-    by up to that many pixels, drawn afresh every epoch. Callbacks receive dicts:
-    on_batch: epoch, batch, batches, loss, accuracy (batch, in [0, 1]), seen, total, elapsed;
-    on_epoch: epoch, loss (mean batch loss), accuracy (mean batch accuracy in [0, 1]),
-    val_accuracy (if x_val given), seen, elapsed. ``should_stop()`` is polled before
-    every batch; when it returns True, fit returns with ``History.stopped`` set.
+    ``augment_shift`` > 0 shifts each image by up to that many pixels, drawn afresh
+    every epoch. Records (dicts):
+    batch: kind="batch", epoch, batch, batches, loss, accuracy (batch, in [0, 1]), seen,
+    total, elapsed (wall seconds), train_time (seconds spent in batches);
+    epoch: kind="epoch", epoch, loss (mean batch loss), accuracy (mean batch accuracy),
+    val_accuracy (if x_val given), seen, elapsed, train_time.
+    Raises TrainingDiverged (after restoring the last finite-loss weights) if the loss
+    stops being finite.
     """
     if epochs < 1 or int(epochs) != epochs:
         raise ValueError("epochs must be a positive integer")
     if not 1 <= batch_size <= len(x):
         raise ValueError(f"batch size must be between 1 and the number of examples ({len(x)})")
+    if lr_schedule not in ("constant", "cosine"):
+        raise ValueError(f"lr_schedule must be 'constant' or 'cosine', not {lr_schedule!r}")
     rng = np.random.default_rng(seed)
     x = np.asarray(x, dtype=model.dtype)
     targets_all = one_hot(y, 10, dtype=model.dtype)
     params = model.parameters()
+    good = [p.value.copy() for p in params]  # last weights that gave a finite loss
     n_batches = -(-len(x) // batch_size)
-    good = [p.value.copy() for p in params]
-    if lr_schedule not in ("constant", "cosine"):
-        raise ValueError(f"lr_schedule must be 'constant' or 'cosine', not {lr_schedule!r}")
-    base_lr = optimizer.lr
-    history, seen, start = History(), 0, time.perf_counter()
+    base_lr, seen, train_time, start = optimizer.lr, 0, 0.0, time.perf_counter()
     for epoch in range(epochs):
         if lr_schedule == "cosine":
             optimizer.lr = base_lr * 0.5 * (1 + np.cos(np.pi * epoch / epochs))
-        xe = random_shift(x, augment_shift, rng) if augment_shift else x
         losses, accs = [], []
+        t0 = time.perf_counter()
+        xe = random_shift(x, augment_shift, rng) if augment_shift else x
         for b, idx in enumerate(batches(len(x), batch_size, rng)):
-            if should_stop is not None and should_stop():
-                history.stopped = True
-                return history
             xb, tb = xe[idx], targets_all[idx]
             model.zero_grad()
             with np.errstate(over="ignore", invalid="ignore"):  # divergence is handled below
@@ -87,7 +88,6 @@ def fit(model: Sequential, x: np.ndarray, y: np.ndarray, optimizer, *, epochs: i
                     f"training diverged at epoch {epoch + 1}, batch {b + 1}: the loss became "
                     f"{loss} (the learning rate is probably too high); the model keeps its "
                     "last weights that gave a finite loss")
-            # These weights just gave a finite loss: remember them before stepping away.
             for p, v in zip(params, good):
                 np.copyto(v, p.value)
             model.backward(dlogits)
@@ -96,18 +96,44 @@ def fit(model: Sequential, x: np.ndarray, y: np.ndarray, optimizer, *, epochs: i
             seen += len(idx)
             losses.append(loss)
             accs.append(acc)
-            if on_batch is not None:
-                on_batch({"epoch": epoch, "batch": b, "batches": n_batches, "loss": loss,
-                          "accuracy": acc, "seen": seen, "total": epochs * len(x),
-                          "elapsed": time.perf_counter() - start})
-        record = {"epoch": epoch, "loss": float(np.mean(losses)),
-                  "accuracy": float(np.mean(accs)), "seen": seen,
-                  "elapsed": time.perf_counter() - start}
+            now = time.perf_counter()
+            train_time, t0 = train_time + (now - t0), now
+            yield {"kind": "batch", "epoch": epoch, "batch": b, "batches": n_batches,
+                   "loss": loss, "accuracy": acc, "seen": seen, "total": epochs * len(x),
+                   "elapsed": now - start, "train_time": train_time}
+            t0 = time.perf_counter()  # time spent by the consumer is not training time
+        record = {"kind": "epoch", "epoch": epoch, "loss": float(np.mean(losses)),
+                  "accuracy": float(np.mean(accs)), "seen": seen, "train_time": train_time}
         if x_val is not None:
             record["val_accuracy"] = evaluate(model, x_val, y_val)
-        history.epochs.append(record)
-        if on_epoch is not None:
-            on_epoch(record)
+        record["elapsed"] = time.perf_counter() - start
+        yield record
+
+
+def fit(model: Sequential, x: np.ndarray, y: np.ndarray, optimizer, *,
+        on_batch: Callable[[dict], None] | None = None,
+        on_epoch: Callable[[dict], None] | None = None,
+        should_stop: Callable[[], bool] | None = None, **settings) -> History:
+    """Run ``training_steps`` to the end (see it for x, y and ``settings``).
+
+    ``on_batch``/``on_epoch`` receive its records; ``should_stop()`` is polled before
+    every batch, and when it returns True fit returns with ``History.stopped`` set.
+    """
+    history = History()
+    if should_stop is not None and should_stop():
+        history.stopped = True
+        return history
+    for record in training_steps(model, x, y, optimizer, **settings):
+        if record["kind"] == "epoch":
+            history.epochs.append(record)
+            if on_epoch is not None:
+                on_epoch(record)
+            continue
+        if on_batch is not None:
+            on_batch(record)
+        if should_stop is not None and should_stop():
+            history.stopped = True
+            break
     return history
 
 
