@@ -104,7 +104,7 @@ def test_training_steps_can_be_driven_a_few_batches_at_a_time(bundle):
     """How the browser trains: pull records in chunks, stop by simply not pulling more."""
     from digitnet.train import training_steps
     model = mlp()
-    steps = training_steps(model, bundle.x_train[::8], bundle.y_train[::8], SGD(model.parameters(), lr=0.1),
+    steps = training_steps(model, bundle.x_train[::8], bundle.y_train[::8], Adam(model.parameters(), lr=3e-3),
                            epochs=2, batch_size=250, x_val=bundle.x_test[::10], y_val=bundle.y_test[::10])
     first = [next(steps) for _ in range(3)]
     assert [r["kind"] for r in first] == ["batch", "batch", "batch"]
