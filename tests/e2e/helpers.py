@@ -23,7 +23,15 @@ def seven(n=16):
     return [bar + diagonal]  # one stroke, as a 7 is usually drawn
 
 
-SHAPES = {0: ellipse(), 1: vertical_line(), 7: seven()}
+def four(n=12):
+    # Two strokes: the open angle, then the down stroke through it.
+    angle = [(0.42 - 0.17 * i / n, 0.18 + 0.44 * i / n) for i in range(n + 1)]
+    angle += [(0.25 + 0.5 * i / n, 0.62) for i in range(1, n + 1)]
+    down = [(0.62, 0.3 + 0.55 * i / n) for i in range(n + 1)]
+    return [angle, down]
+
+
+SHAPES = {0: ellipse(), 1: vertical_line(), 4: four(), 7: seven()}
 
 
 def seq(page) -> int:
@@ -31,10 +39,15 @@ def seq(page) -> int:
     return int(page.get_attribute('[data-testid="prediction"]', "data-seq") or 0)
 
 
-def wait_next_result(page, before: int, timeout: float = 15_000) -> None:
+def wait_next_result(page, before: int, strokes: int | None = None, timeout: float = 15_000) -> None:
+    """Wait for a result rendered after `before` (and, for drawings, of all `strokes`)."""
     page.wait_for_function(
-        "(n) => Number(document.querySelector('[data-testid=\"prediction\"]').dataset.seq || 0) > n",
-        arg=before, timeout=timeout)
+        """([n, strokes]) => {
+          const el = document.querySelector('[data-testid="prediction"]');
+          return Number(el.dataset.seq || 0) > n
+            && (strokes === null || Number(el.dataset.strokes) === strokes);
+        }""",
+        arg=[before, strokes], timeout=timeout)
 
 
 def draw_mouse(page, strokes, steps: int = 2) -> None:
@@ -69,7 +82,7 @@ def classify_drawing(page, strokes, touch: bool = False) -> str:
     page.get_by_role("button", name="Clear").click()
     before = seq(page)
     (draw_touch if touch else draw_mouse)(page, strokes)
-    wait_next_result(page, before)
+    wait_next_result(page, before, strokes=len(strokes))
     return page.get_by_test_id("prediction").inner_text().strip()
 
 

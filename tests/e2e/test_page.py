@@ -96,7 +96,7 @@ def test_blank_pad_gives_no_prediction(app):
 # ---- drawing -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("digit", [0, 1, 7])
+@pytest.mark.parametrize("digit", [0, 1, 7, 4])  # the 4 has two strokes
 def test_mouse_drawn_digit_is_classified(app, digit):
     assert classify_drawing(app, SHAPES[digit]) == str(digit)
     probs = probabilities(app)
@@ -278,6 +278,44 @@ def test_no_request_leaves_the_origin(app, base_url):
     assert any(u.endswith(".wasm") for u in app.requests)
     assert _offsite(app.requests, base_url) == []
     assert not app.errors, app.errors
+
+
+# ---- errors ---------------------------------------------------------------------------------
+
+
+def test_broken_model_file_gives_readable_error_state(browser, dist_dir, tmp_path):
+    """A site whose model file is corrupt: data-state=error with a message naming it."""
+    import importlib.util
+    import threading
+
+    site = tmp_path / "site"
+    for src in dist_dir.rglob("*"):
+        if src.is_file():
+            dst = site / src.relative_to(dist_dir)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            if src.relative_to(dist_dir).as_posix() == "models/mlp.npz":
+                dst.write_bytes(b"PK\x03\x04 not really a model")
+            else:
+                dst.symlink_to(src)
+    spec = importlib.util.spec_from_file_location("digitnet_build", dist_dir.parent / "build.py")
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    httpd = build.make_server(site, "127.0.0.1", 0, quiet=True)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    context = browser.new_context(service_workers="block")
+    try:
+        page = context.new_page()
+        page.goto(f"http://127.0.0.1:{httpd.server_address[1]}/")
+        page.wait_for_function("() => document.documentElement.dataset.state === 'error'", timeout=READY_TIMEOUT)
+        alert = page.get_by_role("alert")
+        assert alert.is_visible()
+        message = alert.locator(".error-message").inner_text()
+        assert "model" in message.lower() and "Traceback" not in message, message
+        assert page.get_by_test_id("prediction").inner_text().strip() == ""
+    finally:
+        context.close()
+        httpd.shutdown()
+        httpd.server_close()
 
 
 # ---- offline ---------------------------------------------------------------------------------

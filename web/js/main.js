@@ -18,7 +18,7 @@ let deferred = null; // a classification asked for before the model was ready
 
 const pad = new Pad(document.querySelector('[data-testid="pad"]'), {
   onStrokeStart: () => ui.setMessage(""),
-  onStrokeEnd: (t) => classify(() => pad.snapshot(112), "drawing", t),
+  onStrokeEnd: (t) => classify(() => pad.snapshot(112), "drawing", t, pad.strokes.length),
 });
 
 // Every request goes through LatestOnly: while one runs, only the newest waits.
@@ -29,11 +29,16 @@ const predictions = new LatestOnly((image) =>
  * @param {() => {pixels, width, height}} getImage
  * @param {string} source  "drawing" or a file name
  * @param {number} t0      performance.now() when the user finished the input
+ * @param {number} strokes how many strokes the drawing had (0 for images)
  */
-async function classify(getImage, source, t0 = performance.now()) {
+async function classify(getImage, source, t0 = performance.now(), strokes = 0) {
   const gen = ++generation;
+  if (client && client.failed) {
+    ui.renderPending("The network could not be loaded (see the message above).");
+    return;
+  }
   if (!ready) {
-    deferred = () => classify(getImage, source);
+    deferred = () => classify(getImage, source, performance.now(), strokes);
     ui.renderPending("The model is still loading — your digit will be classified in a moment.");
     return;
   }
@@ -50,7 +55,7 @@ async function classify(getImage, source, t0 = performance.now()) {
   } else {
     ui.renderPrediction(result, source);
   }
-  ui.setLatency(performance.now() - t0, result.computeMs);
+  ui.setLatency(performance.now() - t0, result.computeMs, strokes);
 }
 
 document.getElementById("clear").addEventListener("click", () => {

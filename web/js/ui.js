@@ -63,7 +63,10 @@ export function renderFatal(err) {
   root.dataset.state = "error";
   els.statusText.textContent = "digitnet could not start.";
   els.error.hidden = false;
-  els.error.textContent = err.message || String(err);
+  const message = document.createElement("p");
+  message.className = "error-message";
+  message.textContent = err.message || String(err);
+  els.error.replaceChildren(message);
   if (err.detail && err.detail !== err.message) {
     const details = document.createElement("details");
     const summary = document.createElement("summary");
@@ -116,7 +119,7 @@ export function renderPrediction(result, source) {
     els.verdict.textContent = `Not sure — maybe ${d1}, or ${d2}${what}`;
     els.confidence.textContent = `${pct(p1)} for ${d1}, runner-up ${d2} at ${pct(p2)}`;
   } else {
-    els.verdict.textContent = `It's a ${d1}${what}`;
+    els.verdict.textContent = `It's ${d1 === 8 ? "an" : "a"} ${d1}${what}`;
     els.confidence.textContent = `${pct(p1)} confident` + (p2 >= 0.05 ? ` · runner-up ${d2} at ${pct(p2)}` : "");
   }
   setBars(probs, d1);
@@ -124,8 +127,9 @@ export function renderPrediction(result, source) {
 }
 
 /** Latency of the last classification, for people and benchmarks. */
-export function setLatency(ms, computeMs) {
+export function setLatency(ms, computeMs, strokes = 0) {
   els.prediction.dataset.latencyMs = ms.toFixed(1);
+  els.prediction.dataset.strokes = String(strokes);
   if (computeMs !== undefined) els.prediction.dataset.computeMs = computeMs.toFixed(1);
 }
 
