@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-import digitnet.conv  # noqa: F401  (registers the conv layer types)
+import digitnet.conv as conv_module
 from digitnet.conv import Conv2D, Flatten, MaxPool2D, Reshape
 from digitnet.layers import Layer, Linear, ReLU, build_layer
 
@@ -78,6 +78,13 @@ def rename_params(layers):
     return layers
 
 
+@pytest.fixture(params=[False, True], ids=["matmul", "einsum"])
+def product_path(request, monkeypatch):
+    """Run a test with Conv2D's matmul (BLAS) path and with its einsum (Pyodide) path."""
+    monkeypatch.setattr(conv_module, "USE_EINSUM", request.param)
+    return request.param
+
+
 # ---------------------------------------------------------------- forward vs oracle
 
 CONV_CONFIGS = [
@@ -94,7 +101,7 @@ CONV_CONFIGS = [
 
 
 @pytest.mark.parametrize("n,c,h,w,f,k,stride,padding", CONV_CONFIGS)
-def test_conv_forward_matches_naive(n, c, h, w, f, k, stride, padding):
+def test_conv_forward_matches_naive(n, c, h, w, f, k, stride, padding, product_path):
     rng = np.random.default_rng(1)
     layer = Conv2D(c, f, k, stride=stride, padding=padding, seed=2, dtype=np.float64)
     layer.b.value[...] = rng.standard_normal(f)
@@ -191,7 +198,7 @@ def test_flatten_and_reshape_shapes():
     (2, 1, 8, 7, 2, 5, 2, 2),
     (1, 2, 5, 6, 2, 3, 2, 2),
 ])
-def test_conv_gradients(n, c, h, w, f, k, stride, padding):
+def test_conv_gradients(n, c, h, w, f, k, stride, padding, product_path):
     rng = np.random.default_rng(5)
     layer = Conv2D(c, f, k, stride=stride, padding=padding, seed=6, dtype=np.float64)
     layer.b.value[...] = rng.standard_normal(f)
@@ -210,7 +217,7 @@ def test_flatten_and_reshape_gradients():
     check_layer_grads(Reshape((2, 3, 4)), rng.standard_normal((3, 24)))
 
 
-def test_small_cnn_gradients_end_to_end():
+def test_small_cnn_gradients_end_to_end(product_path):
     # Exercises the layers on each other's (possibly non-contiguous) outputs.
     layers = rename_params([
         Reshape((1, 10, 10)),
@@ -309,7 +316,7 @@ def test_build_layer_float64_and_bad_spec():
         build_layer({"type": "MaxPool2D", "size": 0})
 
 
-def test_float32_stays_float32():
+def test_float32_stays_float32(product_path):
     layers = [Reshape((1, 28, 28)), Conv2D(1, 4, 5, padding=2, seed=0), ReLU(), MaxPool2D(2),
               Conv2D(4, 6, 5, padding=2, seed=1), ReLU(), MaxPool2D(2), Flatten(),
               Linear(6 * 7 * 7, 10, seed=2)]
