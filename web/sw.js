@@ -64,15 +64,22 @@ async function reuseUnchanged(cache, manifest) {
 }
 
 /**
- * Install (`all` false): the manifest and unchanged files from an older cache only, so a
- * first visit is not slowed down: the page's own requests fill the cache as they happen.
- * "precache" message (`all` true): fetch every listed file still missing.
+ * Install (`all` false): a fresh manifest, and unchanged files copied from an older cache
+ * only, so a first visit is not slowed down: the page's own requests fill the cache as they
+ * happen. "precache" message (`all` true): fetch every listed file still missing.
  */
 async function fill(all) {
   const cache = await caches.open(CACHE);
-  const { response, manifest } = await fetchManifest();
-  await cache.put(MANIFEST_URL, response);
-  await reuseUnchanged(cache, manifest);
+  let manifest;
+  const cached = all && (await cache.match(MANIFEST_URL));
+  if (cached) {
+    manifest = await cached.json();
+  } else {
+    const fresh = await fetchManifest();
+    manifest = fresh.manifest;
+    await cache.put(MANIFEST_URL, fresh.response);
+    await reuseUnchanged(cache, manifest);
+  }
   const missing = [];
   for (const path of all ? PRECACHE : []) {
     const url = keyFor(new URL(path, SCOPE).href);
@@ -81,14 +88,42 @@ async function fill(all) {
   const failed = [];
   await Promise.all(missing.map(async (url) => {
     try {
-      const r = await fetch(url, { cache: "no-cache" });
-      if (!r.ok) throw new Error(`HTTP ${r.status}`);
-      await cache.put(url, r);
+      await cache.put(url, await download(url, manifest));
     } catch (err) {
       failed.push(`${url}: ${err.message}`);
     }
   }));
   return { ok: failed.length === 0, fetched: missing.length - failed.length, failed };
+}
+
+/**
+ * A listed file's response. The page's first requests (index.html, styles, scripts) were
+ * made before this worker controlled it, so the browser's HTTP cache usually has them:
+ * use that copy when its sha256 is the build's, else download.
+ */
+async function download(url, manifest) {
+  const rel = decodeURIComponent(url.slice(SCOPE.href.length));
+  const expected = manifest.files && manifest.files[rel] && manifest.files[rel].sha256;
+  if (expected) {
+    const source = url === INDEX_URL ? SCOPE.href : url; // the navigation was to "./"
+    try {
+      const local = await fetch(source, { cache: "only-if-cached", mode: "same-origin" });
+      if (local.ok) {
+        const body = await local.clone().arrayBuffer();
+        if ((await sha256(body)) === expected) return local;
+      }
+    } catch {
+      /* not in the HTTP cache */
+    }
+  }
+  const response = await fetch(url, { cache: "no-cache" });
+  if (!response.ok) throw new Error(`HTTP ${response.status}`);
+  return response;
+}
+
+async function sha256(buffer) {
+  const digest = await crypto.subtle.digest("SHA-256", buffer);
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 self.addEventListener("install", (event) => {

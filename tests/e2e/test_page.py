@@ -338,8 +338,11 @@ def test_offline_after_first_visit(browser, base_url, recorder):
         _wait_ready(page)
         assert classify_drawing(page, SHAPES[1]) == "1"
         assert classify_drawing(page, SHAPES[0]) == "0"
-        # The page also reached the gallery (data from the cache).
+        # The page also reached the gallery (data from the cache), and still reports that
+        # everything is cached.
         page.get_by_test_id("gallery-item").first.wait_for()
+        page.wait_for_function("() => document.documentElement.dataset.offline === 'ready'",
+                               timeout=30_000)
         assert _offsite(page.requests, base_url) == []
         assert not page.errors, page.errors
         assert online_requests > 10

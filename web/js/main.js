@@ -98,11 +98,8 @@ async function controlledByServiceWorker() {
   // then offline). So on a first visit, wait briefly until it controls this page.
   if (!("serviceWorker" in navigator) || !window.isSecureContext) return false;
   const sw = navigator.serviceWorker;
-  if (sw.controller) {
-    // Already controlled (a later visit): check for an update without waiting for it.
-    sw.register("sw.js").catch((err) => console.warn("digitnet: service worker", err));
-    return true;
-  }
+  // Already controlled (a later visit): the browser checks for an update by itself.
+  if (sw.controller) return true;
   const claimed = new Promise((resolve) => sw.addEventListener("controllerchange", resolve, { once: true }));
   const attempt = (async () => {
     const registration = await sw.register("sw.js");
