@@ -324,9 +324,6 @@ def test_bundle_with_bad_gzip_checksum_is_rejected(bundle_raw):
         data.decode_bundle(bytes(b))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG data.py:95-96 decode_bundle: gzip.decompress raises "
-                   "zlib.error on corrupt deflate data, which `except (OSError, EOFError)` "
-                   "does not catch, so no DataFileError")
 def test_bundle_with_corrupt_deflate_stream_is_rejected(bundle_raw):
     _, _, blob = bundle_raw
     with pytest.raises(DataFileError, match="gzip"):
@@ -431,9 +428,6 @@ def test_read_idx_rejects_gzip_with_bad_checksum(tmp_path, fixture_arrays):
         data.read_idx(path)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG data.py:168-169 read_idx: gzip.decompress raises "
-                   "zlib.error on corrupt deflate data, which `except (OSError, EOFError)` "
-                   "does not catch, so no DataFileError")
 def test_read_idx_rejects_corrupt_deflate_stream(tmp_path, fixture_arrays):
     images, _ = fixture_arrays
     blob = corrupt_deflate(gzip.compress(idx_bytes(images), mtime=0))

@@ -31,6 +31,16 @@ def positive_int(text: str) -> int:
     return value
 
 
+def seed_value(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} must be 0 or more")
+    return value
+
+
 def learning_rate(text: str) -> float:
     try:
         value = float(text)
@@ -56,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--optimizer", choices=["sgd", "adam"])
     train.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
                        help="random shifts of up to 2 pixels")
-    train.add_argument("--seed", type=int)
+    train.add_argument("--seed", type=seed_value)
     train.add_argument("--data", metavar="DIR", help="train on the four MNIST IDX files in DIR "
                        "instead of the bundled subset")
     train.add_argument("--out", metavar="FILE", help="where to save the model (.npz)")
@@ -82,7 +92,7 @@ def cmd_train(args) -> None:
                        f"({len(dataset.x_train)} images)")
     print(f"Training {args.model} ({args.recipe} recipe) on {len(dataset.x_train):,} images: "
           f"{recipe.optimizer}, lr {recipe.lr:g}, batch {recipe.batch_size}, "
-          f"{recipe.epochs} epochs, shift augmentation {recipe.augment_shift} px", flush=True)
+          f"{recipe.epochs} epoch{'s' if recipe.epochs != 1 else ''}, shift augmentation {recipe.augment_shift} px", flush=True)
 
     def on_epoch(r):
         print(f"Epoch: {r['epoch']}, Loss: {r['loss']:.4f}, Acc: {100 * r['accuracy']:.2f}",
@@ -100,8 +110,6 @@ def cmd_train(args) -> None:
 
 def cmd_evaluate(args) -> None:
     model = load(args.weights)
-    if (args.images is None) != (args.labels is None):
-        raise CLIError("--images and --labels go together")
     if args.images:
         x, y = data.load_idx_pair(args.images, args.labels)
         source = args.images
@@ -146,7 +154,10 @@ def cmd_predict(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "evaluate" and (args.images is None) != (args.labels is None):
+        parser.error("evaluate: --images and --labels go together")
     commands = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict}
     try:
         commands[args.command](args)

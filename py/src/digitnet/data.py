@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import struct
+import zlib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -93,7 +94,7 @@ def decode_bundle(blob: bytes) -> tuple[np.ndarray, np.ndarray]:
     """Bundle bytes -> (N, 784) uint8 images, (N,) uint8 labels; checks the recorded sha256."""
     try:
         raw = gzip.decompress(blob)
-    except (OSError, EOFError) as e:
+    except (OSError, EOFError, zlib.error) as e:
         raise DataFileError(f"bundle is not a valid gzip file ({e})") from None
     if hashlib.sha256(raw).hexdigest() != BUNDLE_SHA256:
         raise DataFileError("bundle does not match its recorded sha256 (corrupt or a different "
@@ -166,7 +167,7 @@ def read_idx(path: str | Path) -> np.ndarray:
     if raw[:2] == b"\x1f\x8b":
         try:
             raw = gzip.decompress(raw)
-        except (OSError, EOFError) as e:
+        except (OSError, EOFError, zlib.error) as e:
             raise DataFileError(f"{path} is not a valid gzip file ({e})") from None
     if len(raw) < 8:
         raise DataFileError(f"{path} is too short to be an IDX file")
