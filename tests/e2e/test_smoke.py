@@ -7,3 +7,17 @@ def test_index_loads_with_a_title(page, base_url):
     assert page.title().strip(), "index.html has an empty <title>"
     assert page.requests and page.requests[0] == base_url
     assert page.offsite_requests() == []
+
+
+def test_offsite_requests_are_seen_even_from_a_worker(page, base_url):
+    """Negative control for the 'no request leaves the origin' checks: a worker's fetch to
+    another host must show up in page.offsite_requests() (and is refused by the proxy)."""
+    page.goto(base_url)
+    page.evaluate("""() => new Promise((resolve) => {
+        const src = 'fetch("http://offsite.invalid/probe.js").catch(() => 0)' +
+                    '.finally(() => postMessage("done"));';
+        const w = new Worker(URL.createObjectURL(new Blob([src], {type: "text/javascript"})));
+        w.onmessage = () => resolve();
+    })""")
+    page.wait_for_timeout(200)
+    assert "http://offsite.invalid/probe.js" in page.offsite_requests()
