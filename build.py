@@ -425,6 +425,9 @@ def _files(root: Path) -> list[str]:
     return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
 
 
+RESERVED = ("pyodide", "wheels", "models", "vendor")  # top-level dist/ folders the build fills
+
+
 def assemble(stage: Path) -> dict:
     """Write the whole site into `stage` (an empty directory); return the build manifest."""
     groups: dict[str, list[str]] = {}
@@ -433,12 +436,13 @@ def assemble(stage: Path) -> dict:
         _copy(src, stage / rel)
         groups.setdefault(group, []).append(rel)
 
-    # Web files first, so nothing below can be shadowed by a stray file in web/.
     if WEB.is_dir():
         for rel in _files(WEB):
             parts = rel.split("/")
             if "__pycache__" in parts or any(p.startswith(".") for p in parts):
                 continue
+            if parts[0] in RESERVED or rel == "build-manifest.json":
+                raise BuildError(f"web/{rel}: {parts[0]} is written by the build; rename it")
             put("web", WEB / rel, rel)
     if not (stage / "index.html").exists():
         (stage / "index.html").write_text(PLACEHOLDER_INDEX)
@@ -472,8 +476,8 @@ def assemble(stage: Path) -> dict:
     put("vendor", CHART_JS, f"vendor/{CHART_JS.name}")
     (stage / ".nojekyll").write_bytes(b"")
 
-    # Version = hash of everything except sw.js (which embeds it) and the manifest.
-    contents = {rel: sha256_file(stage / rel) for rel in _files(stage) if rel != "sw.js"}
+    # Version = hash of every file (sw.js as written in web/, before it embeds the version).
+    contents = {rel: sha256_file(stage / rel) for rel in _files(stage)}
     version = sha256_bytes("".join(f"{r}\0{h}\n" for r, h in sorted(contents.items())).encode())[:16]
     precache = sorted(set(_files(stage)) - {"sw.js", ".nojekyll"} - set(optional)
                       | {"build-manifest.json"})
@@ -502,7 +506,6 @@ def assemble(stage: Path) -> dict:
         "optional": optional_urls,
     }
     (stage / "build-manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-    groups.setdefault("web", []).extend(["sw.js"] if sw.exists() else [])
     manifest["_groups"] = groups
     return manifest
 
