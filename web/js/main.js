@@ -17,7 +17,10 @@ let generation = 0; // bumps whenever what the result panel should show changes
 let deferred = null; // a classification asked for before the model was ready
 
 const pad = new Pad(document.querySelector('[data-testid="pad"]'), {
-  onStrokeStart: () => ui.setMessage(""),
+  onStrokeStart: () => {
+    ui.setMessage("");
+    ui.showThumb(null);
+  },
   onStrokeEnd: (t) => classify(() => pad.snapshot(112), "drawing", t, pad.strokes.length),
 });
 
@@ -159,7 +162,7 @@ async function start() {
   }
   ready = true;
   window.digitnet = { info, startedAt, workerStartedAt }; // loading timings, for people and benchmarks
-  const seconds = (performance.now() - startedAt) / 1000;
+  const seconds = performance.now() / 1000; // since navigation started
   root.dataset.readyMs = String(Math.round(performance.now()));
   ui.renderReady(info, seconds);
   if (deferred) deferred();
