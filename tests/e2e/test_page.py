@@ -280,14 +280,49 @@ def test_no_request_leaves_the_origin(app, base_url):
     assert not app.errors, app.errors
 
 
+# ---- sub-path (GitHub Pages project sites) ----------------------------------------------------
+
+
+def _serve(directory):
+    import importlib.util
+    import threading
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "digitnet_build", Path(__file__).resolve().parents[2] / "build.py")
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    httpd = build.make_server(directory, "127.0.0.1", 0, quiet=True)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd
+
+
+def test_works_under_a_project_sub_path(browser, dist_dir, tmp_path):
+    """Served as /digitnet/ (as GitHub Pages serves a project site): relative URLs only."""
+    (tmp_path / "digitnet").symlink_to(dist_dir, target_is_directory=True)
+    httpd = _serve(tmp_path)
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        requests = []
+        page.on("request", lambda r: requests.append(r.url))
+        base = f"http://127.0.0.1:{httpd.server_address[1]}/digitnet/"
+        page.goto(base)
+        _wait_ready(page)
+        assert page.evaluate("document.documentElement.dataset.sw") == "controlled"
+        assert classify_drawing(page, SHAPES[7]) == "7"
+        assert all(u.startswith(base) for u in requests), [u for u in requests if not u.startswith(base)]
+    finally:
+        context.close()
+        httpd.shutdown()
+        httpd.server_close()
+
+
 # ---- errors ---------------------------------------------------------------------------------
 
 
 def test_broken_model_file_gives_readable_error_state(browser, dist_dir, tmp_path):
     """A site whose model file is corrupt: data-state=error with a message naming it."""
-    import importlib.util
-    import threading
-
     site = tmp_path / "site"
     for src in dist_dir.rglob("*"):
         if src.is_file():
@@ -297,11 +332,7 @@ def test_broken_model_file_gives_readable_error_state(browser, dist_dir, tmp_pat
                 dst.write_bytes(b"PK\x03\x04 not really a model")
             else:
                 dst.symlink_to(src)
-    spec = importlib.util.spec_from_file_location("digitnet_build", dist_dir.parent / "build.py")
-    build = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(build)
-    httpd = build.make_server(site, "127.0.0.1", 0, quiet=True)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    httpd = _serve(site)
     context = browser.new_context(service_workers="block")
     try:
         page = context.new_page()

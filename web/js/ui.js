@@ -34,11 +34,14 @@ export function init() {
 
 // ---- loading / status -------------------------------------------------------------
 
+// Where each stage starts on the progress bar: roughly its share of a typical load.
+const STAGE_START = { runtime: 0, numpy: 55, digitnet: 78, model: 92 };
+
 export function renderProgress({ stage, label, done, total }) {
   els.stages.forEach((li, i) => {
     li.dataset.status = i < done ? "done" : i === done ? "active" : "waiting";
   });
-  const pct = Math.round((done / total) * 100);
+  const pct = STAGE_START[stage] ?? Math.round((done / total) * 100);
   els.progress.setAttribute("aria-valuenow", String(pct));
   els.progress.setAttribute("aria-valuetext", `Loading ${label}`);
   els.progressFill.style.width = `${Math.max(4, pct)}%`;
