@@ -217,6 +217,22 @@ def test_transparent_png_with_dark_ink_is_classified(app):
     assert app.get_by_test_id("prediction").inner_text().strip() == "1"
 
 
+def test_dropped_image_is_classified(app):
+    gray = np.full((120, 90), 250, dtype=np.uint8)
+    gray[20:100, 40:52] = 20  # dark vertical bar on light paper: a "1"
+    data = list(png_bytes(gray))
+    transfer = app.evaluate_handle("""(bytes) => {
+      const dt = new DataTransfer();
+      dt.items.add(new File([new Uint8Array(bytes)], 'dropped.png', { type: 'image/png' }));
+      return dt;
+    }""", data)
+    before = seq(app)
+    app.dispatch_event("#draw", "drop", {"dataTransfer": transfer})
+    wait_next_result(app, before)
+    assert app.get_by_test_id("prediction").inner_text().strip() == "1"
+    assert "dropped.png" in app.inner_text("#input-message")
+
+
 def test_bad_upload_shows_error_and_pad_still_works(app):
     classify_drawing(app, SHAPES[0])
     app.get_by_test_id("upload").set_input_files(

@@ -71,10 +71,29 @@ document.getElementById("clear").addEventListener("click", () => {
 });
 
 const upload = document.querySelector('[data-testid="upload"]');
-upload.addEventListener("change", async () => {
+upload.addEventListener("change", () => {
   const file = upload.files && upload.files[0];
   upload.value = ""; // choosing the same file again still fires "change"
+  if (file) classifyFile(file);
+});
+
+// Dropping an image file on the drawing card works like choosing it.
+const dropZone = document.getElementById("draw");
+dropZone.addEventListener("dragover", (e) => {
+  if (![...(e.dataTransfer?.types || [])].includes("Files")) return;
+  e.preventDefault();
+  dropZone.classList.add("dropping");
+});
+dropZone.addEventListener("dragleave", () => dropZone.classList.remove("dropping"));
+dropZone.addEventListener("drop", (e) => {
+  dropZone.classList.remove("dropping");
+  const file = e.dataTransfer?.files?.[0];
   if (!file) return;
+  e.preventDefault();
+  classifyFile(file);
+});
+
+async function classifyFile(file) {
   const gen = ++generation;
   const t0 = performance.now();
   ui.setMessage(`Reading ${file.name}…`);
@@ -92,7 +111,7 @@ upload.addEventListener("change", async () => {
   ui.showThumb(image.pixels, image.width, image.height);
   ui.setMessage(`Uploaded ${file.name} (${image.width}×${image.height})`);
   await classify(() => ({ ...image, pixels: image.pixels.slice() }), file.name, t0);
-});
+}
 
 // ---- start-up ---------------------------------------------------------------------------
 
