@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import argparse
 import functools
+import gzip
+import io
 import hashlib
 import http.server
 import json
@@ -567,7 +569,12 @@ def _build_locked(verbose: bool) -> dict:
 # ---------------------------------------------------------------- serving dist/
 
 class SiteHandler(http.server.SimpleHTTPRequestHandler):
-    """Static files with the MIME types a Pyodide site needs; never a Content-Encoding."""
+    """Static files with the MIME types a Pyodide site needs.
+
+    Text-like files (the Pyodide wasm and JS among them: 11.4 MB -> 3.4 MB) are sent
+    gzip-encoded to browsers that accept it, as GitHub Pages does; archives (.whl, .zip,
+    .npz, .gz) are already compressed and go as plain bytes.
+    """
     extensions_map = {
         "": "application/octet-stream",
         ".html": "text/html; charset=utf-8",
@@ -588,6 +595,31 @@ class SiteHandler(http.server.SimpleHTTPRequestHandler):
         ".txt": "text/plain; charset=utf-8",
     }
     quiet = False
+    compressible = (".html", ".js", ".mjs", ".css", ".json", ".map", ".webmanifest", ".wasm",
+                    ".svg", ".txt")
+    _gzip_cache: dict = {}  # (path, mtime_ns, size) -> gzip bytes, shared by all requests
+
+    def send_head(self):
+        path = self.translate_path(self.path)
+        gzip_ok = "gzip" in self.headers.get("Accept-Encoding", "")
+        if (not gzip_ok or "If-Modified-Since" in self.headers or not os.path.isfile(path)
+                or os.path.splitext(path)[1].lower() not in self.compressible):
+            return super().send_head()
+        st = os.stat(path)
+        key = (path, st.st_mtime_ns, st.st_size)
+        body = self._gzip_cache.get(key)
+        if body is None:
+            with open(path, "rb") as f:
+                body = gzip.compress(f.read(), compresslevel=6, mtime=0)
+            self._gzip_cache[key] = body
+        self.send_response(200)
+        self.send_header("Content-Type", self.guess_type(path))
+        self.send_header("Content-Encoding", "gzip")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Vary", "Accept-Encoding")
+        self.send_header("Last-Modified", self.date_time_string(st.st_mtime))
+        self.end_headers()
+        return io.BytesIO(body)
 
     def do_GET(self):
         self._report()

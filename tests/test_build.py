@@ -5,6 +5,7 @@ and fail if there is none.
 """
 from __future__ import annotations
 
+import gzip
 import hashlib
 import importlib.util
 import json
@@ -243,3 +244,14 @@ def test_server_serves_the_real_runtime_as_wasm(manifest):
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.mark.parametrize("name, encoded", [("a.wasm", True), ("c.mjs", True), ("index.html", True),
+                                           ("b.gz", False), ("e.whl", False)])
+def test_server_gzips_text_and_wasm_for_browsers_that_accept_it(served, tmp_path, name, encoded):
+    request = urllib.request.Request(served + name, headers={"Accept-Encoding": "gzip, deflate"})
+    with urllib.request.urlopen(request) as r:
+        body = r.read()
+        assert (r.headers.get("Content-Encoding") == "gzip") is encoded
+        assert int(r.headers["Content-Length"]) == len(body)
+    assert (gzip.decompress(body) if encoded else body) == (tmp_path / name).read_bytes()
