@@ -19,15 +19,15 @@ Shapes (N = batch):
 Speed notes. Conv2D uses im2col with the batch as the innermost axis: the input is
 copied once into a zero-padded (C, H+2p, W+2p, N) buffer, then one slice copy per kernel
 offset (k*k of them) fills the column matrix (C*k*k, H'*W'*N), and a single matmul with
-the (F, C*k*k) weight matrix does the work. With N innermost each slice copy moves runs
+the (F, C*k*k) weight matrix does the work (an einsum in Pyodide: see ``USE_EINSUM``). With N innermost each slice copy moves runs
 of W'*N contiguous numbers instead of W' (measured ~2x faster than an N-outer layout).
 col2im in backward is the same loop adding slices (``np.add.at`` is far slower). The
 output is an (N, F, H', W') *view* of an (F, H', W', N) buffer; element-wise layers and
 MaxPool2D keep that memory order, so the next Conv2D's copies stay cheap and the
-backward reshapes of the gradient are free. MaxPool2D loops over the
-k*k window offsets with strided slices and ``np.maximum`` (a reshape + ``max(axis=(3, 5))``
-measured ~40x slower); backward finds, per window, the first offset equal to the max,
-so the gradient goes to exactly one element even on ties.
+backward reshapes of the gradient are free. MaxPool2D loops over the k*k window offsets
+with strided slices and ``np.maximum`` (a reshape + ``max(axis=(3, 5))`` measured ~40x
+slower); backward finds, per window, the first offset equal to the max, so the gradient
+goes to exactly one element even on ties.
 """
 from __future__ import annotations
 
@@ -38,9 +38,10 @@ import numpy as np
 from .layers import Layer, Param, register
 
 
-# Pyodide's numpy has no BLAS: its matmul is a naive loop, while einsum's contiguous
-# sum-of-products kernels ran ~1.5-4x faster there on these shapes. With BLAS (CPython)
-# matmul is ~4-8x faster than einsum. Tests flip this flag to cover both paths.
+# Pyodide's numpy has no BLAS: its matmul is a naive dot-product loop (~1-3 GFLOP/s
+# here), while einsum's sum-of-products kernels reached ~5-7 GFLOP/s on these shapes
+# (einsum must not be given optimize=True, which routes back to matmul). With BLAS
+# (CPython) matmul is ~4-8x faster than einsum. Tests flip this flag to cover both paths.
 USE_EINSUM = sys.platform == "emscripten"
 
 
