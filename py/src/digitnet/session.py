@@ -268,3 +268,33 @@ def check_model(blob: bytes) -> Sequential:
     if not np.isfinite(out).all():
         raise ModelFileError("the model outputs non-finite probabilities")
     return model
+
+
+# ---------------------------------------------------------------- speed, measured in place
+
+def benchmark(model: Sequential, dataset, blas=None, repeats: int = 5, epochs: int = 1,
+              limit: int | None = None) -> dict:
+    """Speed of this runtime: matmul GFLOP/s, training examples/s of the seed MLP (batch
+    256, float32, whole epochs of the bundled data) and one-digit classification latency
+    (ms) — each with numpy's product and, if given, with ``blas``."""
+    from . import bench
+
+    engines = [("numpy", None)] + ([("sgemm", blas)] if blas is not None else [])
+    out: dict = {"flops_per_example": bench.MLP_FLOPS_PER_EXAMPLE}
+    one = np.asarray(dataset.x_test[:1], dtype=np.float32)
+    for name, mm in engines:
+        gflops = bench.matmul_gflops(repeats=repeats, matmul=mm or np.matmul)
+        with MatmulSwitch(mm):
+            train = bench.training_throughput("mlp", "seed", epochs=epochs, repeats=1, limit=limit)
+            model.predict_proba(one)  # warm-up
+            times = []
+            for _ in range(max(5, repeats * 4)):
+                t = time.perf_counter()
+                model.predict_proba(one)
+                times.append((time.perf_counter() - t) * 1000)
+        limit_rate = gflops["median"] * 1e9 / bench.MLP_FLOPS_PER_EXAMPLE
+        out[name] = {"matmul_gflops": gflops, "train_examples_per_s": train,
+                     "matmul_bound_examples_per_s": limit_rate,
+                     "fraction_of_bound": train["median"] / limit_rate,
+                     "predict_ms": float(np.median(times))}
+    return out
