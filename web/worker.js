@@ -49,10 +49,16 @@ def load_data():
         state["data"] = data.load_bundle()
     return len(state["data"].y_test)
 
-def predict(pixels, height, width, out_probs, out_preview):
-    """pixels: uint8 grey image (height, width), any polarity -> fills out_* ; False if blank."""
+def predict(pixels, height, width, raw, out_probs, out_preview):
+    """pixels: uint8 grey image (height, width), any polarity -> fills out_* ; False if blank.
+
+    raw: the pixels already are a 28x28 MNIST input (ink = 255): no preprocessing.
+    """
     gray = np.frombuffer(pixels.to_bytes(), dtype=np.uint8).reshape(int(height), int(width))
-    img = to_mnist(gray)
+    if raw:
+        img = gray.astype(np.float32) / 255.0 if gray.shape == (28, 28) and gray.any() else None
+    else:
+        img = to_mnist(gray)
     if img is None:
         return False
     proba = state["model"].predict_proba(np.asarray(img, dtype=np.float32).reshape(1, 784))[0]
@@ -155,14 +161,14 @@ const handlers = {
     const nTest = fn.load_data();
     return { nTest, ms: performance.now() - t };
   },
-  predict({ pixels, width, height }) {
+  predict({ pixels, width, height, raw = false }) {
     if (!(pixels instanceof Uint8Array) || pixels.length !== width * height) {
       throw new Error("predict: pixels must be a Uint8Array of width*height grey values");
     }
     const t = performance.now();
     const probs = new Float64Array(10);
     const preview = new Uint8Array(784);
-    const ink = fn.predict(pixels, height, width, probs, preview);
+    const ink = fn.predict(pixels, height, width, Boolean(raw), probs, preview);
     const computeMs = performance.now() - t;
     if (!ink) return { empty: true, computeMs };
     return { empty: false, probs, preview, computeMs, transfer: [probs.buffer, preview.buffer] };

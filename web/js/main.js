@@ -160,7 +160,8 @@ async function loadGallery() {
     pad.clear();
     ui.showThumb(null);
     ui.setMessage("A test digit from the gallery");
-    classify(() => ({ pixels: pixels.slice(), width: 28, height: 28 }), "test digit");
+    // Already an MNIST input: classified as-is, exactly as in the gallery.
+    classify(() => ({ pixels: pixels.slice(), width: 28, height: 28, raw: true }), "test digit");
   });
   ui.renderModelAccuracy(1 - result.wrong / nTest, nTest);
 }

@@ -44,6 +44,12 @@ export class WorkerClient {
       case "fatal":
         this._fail(new WorkerError(msg.message, msg.detail));
         break;
+      case "update": {
+        // Intermediate news about a long request (training progress), before its result.
+        const entry = this.pending.get(msg.id);
+        entry?.onUpdate?.(msg);
+        break;
+      }
       case "result":
       case "error": {
         const entry = this.pending.get(msg.id);
@@ -67,12 +73,15 @@ export class WorkerClient {
     this.pending.clear();
   }
 
-  /** Send one request; resolves with the result message, rejects with a WorkerError. */
-  request(type, args = {}, transfer = []) {
+  /**
+   * Send one request; resolves with the result message, rejects with a WorkerError.
+   * `onUpdate` receives the request's "update" messages (progress) until it settles.
+   */
+  request(type, args = {}, transfer = [], onUpdate = null) {
     if (this.failed) return Promise.reject(this.failed);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
+      this.pending.set(id, { resolve, reject, onUpdate });
       this.worker.postMessage({ type, id, ...args }, transfer);
     });
   }
