@@ -4,6 +4,7 @@
     python3 build.py build                 # writes dist/ (incremental: caches in .cache/)
     python3 build.py serve [--port N]      # builds, then serves dist/ on 127.0.0.1
     python3 build.py test [pytest args]    # installs what the tests need, builds, runs them all
+    python3 build.py bench [--quick]       # CPython vs the page, side by side (tools/bench.py)
 
 What `build` puts in dist/ (relative URLs only, so it works under any sub-path):
 
@@ -749,6 +750,13 @@ def cmd_test(pytest_args) -> int:
     return rc
 
 
+def cmd_bench(bench_args) -> int:
+    """tools/bench.py (it builds dist/ if needed) with .venv's Playwright, set up as for `test`."""
+    py = ensure_venv()
+    ensure_system_packages()
+    return run([py, ROOT / "tools" / "bench.py", *bench_args], cwd=ROOT).returncode
+
+
 # ---------------------------------------------------------------- main
 
 def main(argv=None) -> int:
@@ -761,8 +769,10 @@ def main(argv=None) -> int:
     serve.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
     serve.add_argument("--no-build", action="store_true", help="serve dist/ as it is")
     sub.add_parser("test", help="install test requirements, build, run pytest (extra args go to pytest)")
-    if argv[:1] == ["test"]:
-        command, rest = "test", argv[1:]
+    sub.add_parser("bench", help="benchmark CPython vs the page; writes docs/benchmarks.{json,md} "
+                                 "(options: see `build.py bench --help`)")
+    if argv[:1] in (["test"], ["bench"]):
+        command, rest = argv[0], argv[1:]
     else:
         args = parser.parse_args(argv)
         command = args.command
@@ -772,6 +782,8 @@ def main(argv=None) -> int:
             return 0
         if command == "serve":
             return cmd_serve(args)
+        if command == "bench":
+            return cmd_bench(rest)
         return cmd_test(rest)
     except BuildError as e:
         print(f"build.py: error: {e}", file=sys.stderr)
