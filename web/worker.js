@@ -96,6 +96,58 @@ def gallery(n, out_images, out_labels, out_preds, out_conf):
     return len(wrong)
 `;
 
+// Benchmarks (`python3 build.py bench`, tools/bench.py): digitnet.bench run in this worker,
+// and the size of its WebAssembly heap. Loaded on first use only.
+const BENCH_GLUE = `
+import json
+import numpy as np
+from digitnet import bench as _bench, data as _data, layers as _layers
+
+def _bench_matmul(path):
+    if path in (None, "numpy"):
+        return None
+    from digitnet.session import blas_matmul
+    mm = blas_matmul()
+    if mm is None:
+        raise RuntimeError("scipy's BLAS sgemm is not available in this worker")
+    return mm
+
+def bench_run(op, opts_json, heap):
+    """op: matmul | train | train_memory; opts: path ("numpy"|"sgemm") and the function's
+    arguments. Returns JSON."""
+    o = json.loads(opts_json)
+    mm = _bench_matmul(o.get("path"))
+    if op == "matmul":
+        out = _bench.matmul_gflops(batch=o.get("batch", 256), repeats=o.get("repeats", 5),
+                                   matmul=mm or np.matmul)
+    elif op in ("train", "train_memory"):
+        _layers.set_matmul(mm)
+        try:
+            if op == "train":
+                out = _bench.training_throughput(o.get("model", "mlp"), o.get("recipe", "seed"),
+                                                 epochs=o.get("epochs", 1), repeats=o.get("repeats", 1),
+                                                 limit=o.get("limit"))
+            else:  # the heap after every epoch of one run
+                from digitnet.recipes import get_recipe
+                from digitnet.train import fit_recipe
+                ds = _data.load_bundle()
+                if o.get("limit"):
+                    step = max(1, len(ds.x_train) // o["limit"])
+                    ds = _data.Dataset(ds.x_train[::step], ds.y_train[::step], ds.x_test, ds.y_test)
+                recipe = get_recipe(o.get("model", "mlp"), o.get("recipe", "seed")).with_overrides(
+                    epochs=o.get("epochs", 10))
+                before, heaps = int(heap()), []
+                fit_recipe(recipe, ds, on_epoch=lambda rec: heaps.append(int(heap())))
+                out = {"heap_before": before, "heap_by_epoch": heaps, "epochs": len(heaps),
+                       "examples": len(ds.x_train)}
+        finally:
+            _layers.set_matmul()
+    else:
+        raise ValueError(f"unknown bench op {op!r}")
+    return json.dumps(out)
+`;
+const bench = { fn: null, scipy: false };
+
 async function fetchOk(url, what) {
   let response;
   try {
@@ -154,6 +206,28 @@ function pythonMessage(err) {
 }
 
 const handlers = {
+  // Benchmarks (tools/bench.py). {op: "memory"} -> {heapBytes}; {op: "matmul" | "train" |
+  // "train_memory", path: "numpy" | "sgemm", ...digitnet.bench arguments} -> {result, ms,
+  // scipyMs, heapBytes}. The sgemm path loads scipy first (lazily, once).
+  async bench({ op, ...opts }) {
+    const heap = () => pyodide._module.HEAPU8.length;
+    if (op === "memory") return { heapBytes: heap() };
+    let scipyMs = null;
+    if (opts.path === "sgemm" && !bench.scipy) {
+      const t = performance.now();
+      await pyodide.loadPackage("scipy", { messageCallback: () => {} });
+      scipyMs = performance.now() - t;
+      bench.scipy = true;
+    }
+    if (!bench.fn) {
+      const globals = pyodide.toPy({});
+      pyodide.runPython(BENCH_GLUE, { globals });
+      bench.fn = globals.get("bench_run");
+    }
+    const t = performance.now();
+    const result = JSON.parse(bench.fn(op, JSON.stringify(opts), heap));
+    return { result, ms: performance.now() - t, scipyMs, heapBytes: heap() };
+  },
   // The bundled MNIST subset is only needed for the gallery (and training), so it loads
   // after the page is ready rather than delaying the first classification.
   loadData() {
@@ -197,7 +271,7 @@ self.addEventListener("message", async (event) => {
     await ready;
     const handler = handlers[type];
     if (!handler) throw new Error(`unknown request type "${type}"`);
-    const { transfer = [], ...payload } = handler(args);
+    const { transfer = [], ...payload } = await handler(args); // handlers may be async (bench)
     self.postMessage({ type: "result", id, ...payload }, transfer);
   } catch (err) {
     self.postMessage({ type: "error", id, ...pythonMessage(err) });
