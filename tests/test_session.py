@@ -168,3 +168,22 @@ def test_benchmark_reports_each_engine(small):
     r = res["numpy"]
     assert r["matmul_gflops"]["median"] > 0 and r["train_examples_per_s"]["median"] > 0
     assert r["predict_ms"] > 0 and 0 < r["fraction_of_bound"]
+
+
+def test_backward_without_input_grad_gives_the_same_parameter_grads():
+    """Training skips the first layer's input gradient (digitnet.model.Sequential.backward)."""
+    from digitnet import cnn
+    rng = np.random.default_rng(0)
+    x = rng.random((4, 784)).astype(np.float32)
+    d = rng.standard_normal((4, 10)).astype(np.float32)
+    for make in (mlp, cnn):
+        grads = []
+        for input_grad in (True, False):
+            m = make(seed=1)
+            m.zero_grad()
+            m.logits(x, training=True)
+            dx = m.backward(d, input_grad=input_grad)
+            assert (dx is None) == (not input_grad)
+            grads.append([p.grad.copy() for p in m.parameters()])
+        for a, b in zip(*grads):
+            np.testing.assert_array_equal(a, b)

@@ -58,6 +58,11 @@ class Layer:
     def backward(self, dout: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
+    def backward_params(self, dout: np.ndarray) -> None:
+        """Only the parameter gradients of ``backward`` (for a first layer, whose ``dx``
+        nobody needs); layers may override it to skip computing ``dx``."""
+        self.backward(dout)
+
 
 class Linear(Layer):
     """y = x @ W + b.  x: (N, n_in) -> y: (N, n_out); W: (n_in, n_out), b: (n_out,).
@@ -92,9 +97,12 @@ class Linear(Layer):
         return matmul(x, self.W.value) + self.b.value
 
     def backward(self, dout):
+        self.backward_params(dout)
+        return matmul(dout, self.W.value.T)
+
+    def backward_params(self, dout):
         self.W.grad += matmul(self._x.T, dout)
         self.b.grad += dout.sum(axis=0)
-        return matmul(dout, self.W.value.T)
 
 
 class LeakyReLU(Layer):

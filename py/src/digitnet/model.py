@@ -51,10 +51,20 @@ class Sequential:
             x = layer.forward(x, training)
         return x
 
-    def backward(self, dlogits: np.ndarray) -> np.ndarray:
-        """Backpropagate d(loss)/d(logits) (N, 10); adds into every Param.grad."""
-        for layer in reversed(self._body()):
-            dlogits = layer.backward(dlogits)
+    def backward(self, dlogits: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
+        """Backpropagate d(loss)/d(logits) (N, 10); adds into every Param.grad.
+
+        Returns d(loss)/d(input), or None with ``input_grad=False``: training then skips
+        the first parameterised layer's input gradient (for the MLP a third of that
+        layer's backward work) and the parameter-free layers before it.
+        """
+        body = self._body()
+        first = -1 if input_grad else next((i for i, l in enumerate(body) if l.params()), -1)
+        for i in reversed(range(len(body))):
+            if i == first:
+                body[i].backward_params(dlogits)
+                return None
+            dlogits = body[i].backward(dlogits)
         return dlogits
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:

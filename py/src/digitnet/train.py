@@ -90,7 +90,7 @@ def training_steps(model: Sequential, x: np.ndarray, y: np.ndarray, optimizer, *
                     "last weights that gave a finite loss")
             for p, v in zip(params, good):
                 np.copyto(v, p.value)
-            model.backward(dlogits)
+            model.backward(dlogits, input_grad=False)  # the input's gradient is not needed
             optimizer.step()
             acc = float((logits.argmax(axis=1) == y[idx]).mean())
             seen += len(idx)
