@@ -148,6 +148,79 @@ def bench_run(op, opts_json, heap):
 `;
 const bench = { fn: null, scipy: false };
 
+// Training and model switching (issue 4). The logic lives in digitnet.session (tested in
+// CPython); this glue shares the namespace of GLUE above, so it can replace state["model"].
+const TRAIN_GLUE = `
+import json
+from digitnet import session as _session
+
+_train = {"blas": None}
+
+def enable_blas():
+    _train["blas"] = _session.blas_matmul()
+    return _train["blas"] is not None
+
+def new_session(settings_json, use_blas):
+    load_data()
+    return _session.TrainingSession(state["data"], json.loads(settings_json),
+                                    matmul=_train["blas"] if use_blas else None)
+
+def session_results(s):
+    return json.dumps(s.results())
+
+def use_model(buf):
+    """Checks the bytes first: a bad file raises and the current model stays."""
+    model = _session.check_model(buf.to_bytes())
+    state["model"] = model
+    return _session.describe(model)
+
+def check_model(buf):
+    model = _session.check_model(buf.to_bytes())
+    load_data()
+    res = _session.evaluate_model(model, state["data"], _train["blas"], n_mistakes=0)
+    return json.dumps({"architecture": res["architecture"], "accuracy": res["accuracy"]})
+
+def speed(repeats):
+    load_data()
+    return json.dumps(_session.benchmark(state["model"], state["data"], _train["blas"],
+                                         repeats=int(repeats)))
+`;
+const SLICE_S = 0.12; // seconds of training per slice; other messages are answered between slices
+const training = { running: false, stop: false, blas: null, note: "" };
+let pretrainedBytes = null;
+
+/** Load scipy (BLAS sgemm) once, on the first training run; fall back to numpy. */
+async function ensureBlas(post) {
+  if (training.blas !== null) return training.blas;
+  post({ phase: "blas" });
+  const errors = [];
+  try {
+    await pyodide.loadPackage("scipy", {
+      messageCallback: () => {},
+      errorCallback: (msg) => errors.push(msg),
+    });
+    training.blas = Boolean(fn.enable_blas());
+    if (!training.blas) training.note = `scipy could not be loaded${errors.length ? `: ${errors.join("; ")}` : ""}`;
+  } catch (err) {
+    training.blas = false;
+    training.note = `scipy could not be loaded: ${pythonMessage(err).message}`;
+  }
+  return training.blas;
+}
+
+function pyBytes(proxy) {
+  // A Python bytes object -> a JS copy (Uint8Array), releasing the proxy.
+  const view = proxy.getBuffer("u8");
+  try {
+    return view.data.slice();
+  } finally {
+    view.release();
+    proxy.destroy();
+  }
+}
+
+const yieldToEvents = () => new Promise((resolve) => setTimeout(resolve, 0));
+
 async function fetchOk(url, what) {
   let response;
   try {
@@ -188,11 +261,16 @@ async function init() {
   py = pyodide.toPy({});
   pyodide.runPython(GLUE, { globals: py });
   for (const name of ["load_model", "load_data", "predict", "gallery"]) fn[name] = py.get(name);
+  pyodide.runPython(TRAIN_GLUE, { globals: py });
+  for (const name of ["enable_blas", "new_session", "session_results", "use_model", "check_model", "speed"]) {
+    fn[name] = py.get(name);
+  }
   timings.imported = Math.round(performance.now() - t0);
 
   progress("model");
   const modelBytes = new Uint8Array(await modelBytesP);
   fn.load_model(modelBytes);
+  pretrainedBytes = modelBytes;
 
   timings.ready = Math.round(performance.now() - t0);
   return { version: manifest.version, timings, modelBytes: modelBytes.byteLength };
@@ -227,6 +305,65 @@ const handlers = {
     const t = performance.now();
     const result = JSON.parse(bench.fn(op, JSON.stringify(opts), heap));
     return { result, ms: performance.now() - t, scipyMs, heapBytes: heap() };
+  },
+  /**
+   * Train a fresh network ({settings}: see digitnet.session.recipe_for). Runs in slices of
+   * ~SLICE_S, posting each slice's report as an update and yielding to the event loop, so
+   * predict/stopTraining are answered meanwhile. Result: {state: "done"|"stopped", report,
+   * results, bytes (the .npz)} or {state: "diverged", message, report}.
+   */
+  async train({ settings }, post) {
+    if (training.running) throw new Error("a training run is already going");
+    training.running = true;
+    training.stop = false;
+    let session = null;
+    let step = null;
+    try {
+      fn.load_data();
+      const blas = await ensureBlas(post);
+      post({ phase: "start", matmul: blas ? "sgemm" : "numpy", note: training.note });
+      session = fn.new_session(JSON.stringify(settings), blas);
+      step = session.step_json;
+      const t0 = performance.now();
+      let report;
+      for (;;) {
+        if (training.stop) session.stop();
+        report = JSON.parse(step(SLICE_S));
+        report.heapBytes = pyodide._module.HEAPU8.length;
+        report.elapsed_s = (performance.now() - t0) / 1000;
+        post(report);
+        if (report.state !== "running") break;
+        await yieldToEvents();
+      }
+      if (report.state === "diverged") return { state: "diverged", message: report.message, report };
+      const results = JSON.parse(fn.session_results(session));
+      const bytes = pyBytes(session.model_bytes());
+      return { state: report.state, report, results, bytes, transfer: [bytes.buffer] };
+    } finally {
+      step?.destroy();
+      session?.destroy();
+      training.running = false;
+    }
+  },
+  stopTraining() {
+    training.stop = true;
+    return { running: training.running };
+  },
+  /** Make these model bytes the pad's model; a bad file is refused, nothing replaced. */
+  useModel({ bytes }) {
+    return { architecture: fn.use_model(bytes) };
+  },
+  usePretrained() {
+    return { architecture: fn.use_model(pretrainedBytes) };
+  },
+  /** Validate model bytes (e.g. an import) and measure them on the test digits. */
+  checkModel({ bytes }) {
+    return JSON.parse(fn.check_model(bytes));
+  },
+  /** Speed here: matmul GFLOP/s, seed-MLP training examples/s, one-digit latency, per engine. */
+  async speed({ repeats = 3 }) {
+    await ensureBlas(() => {});
+    return { result: JSON.parse(fn.speed(repeats)), matmul: training.blas ? "sgemm" : "numpy", note: training.note };
   },
   // The bundled MNIST subset is only needed for the gallery (and training), so it loads
   // after the page is ready rather than delaying the first classification.
@@ -271,7 +408,9 @@ self.addEventListener("message", async (event) => {
     await ready;
     const handler = handlers[type];
     if (!handler) throw new Error(`unknown request type "${type}"`);
-    const { transfer = [], ...payload } = await handler(args); // handlers may be async (bench)
+    // Handlers may be async (bench, train); long ones post {type: "update", id} news.
+    const post = (update) => self.postMessage({ type: "update", id, ...update });
+    const { transfer = [], ...payload } = await handler(args, post);
     self.postMessage({ type: "result", id, ...payload }, transfer);
   } catch (err) {
     self.postMessage({ type: "error", id, ...pythonMessage(err) });

@@ -3,6 +3,7 @@ import { WorkerClient, LatestOnly } from "./worker-client.js";
 import { Pad } from "./pad.js";
 import { decodeImageFile, ImageInputError } from "./image-input.js";
 import * as ui from "./ui.js";
+import * as training from "./training.js";
 
 const root = document.documentElement;
 const startedAt = performance.now();
@@ -10,6 +11,7 @@ const GALLERY_SIZE = 12;
 
 ui.init();
 ui.renderEmpty();
+training.init({ onModelChanged });
 
 let client = null;
 let ready = false;
@@ -153,7 +155,13 @@ async function completeOfflineCache() {
   if (!ok) console.warn("digitnet: some files could not be cached for offline use", result);
 }
 
-async function loadGallery() {
+/** The pad's model changed (trained, imported, pretrained): show its view of things. */
+function onModelChanged({ name }) {
+  if (!pad.isEmpty()) classify(() => pad.snapshot(112), "drawing", performance.now(), pad.strokes.length);
+  loadGallery(name).catch((err) => ui.setMessage(`The gallery could not be shown: ${err.message}`, "error"));
+}
+
+async function loadGallery(modelName = null) {
   const { nTest } = await client.request("loadData");
   const result = await client.request("gallery", { n: GALLERY_SIZE });
   ui.renderGallery(result, (pixels) => {
@@ -163,7 +171,7 @@ async function loadGallery() {
     // Already an MNIST input: classified as-is, exactly as in the gallery.
     classify(() => ({ pixels: pixels.slice(), width: 28, height: 28, raw: true }), "test digit");
   });
-  ui.renderModelAccuracy(1 - result.wrong / nTest, nTest);
+  ui.renderModelAccuracy(1 - result.wrong / nTest, nTest, modelName);
 }
 
 async function start() {
@@ -181,10 +189,12 @@ async function start() {
     return;
   }
   ready = true;
-  window.digitnet = { info, startedAt, workerStartedAt }; // loading timings, for people and benchmarks
+  // Loading timings and the worker client, for people and benchmarks.
+  window.digitnet = { info, startedAt, workerStartedAt, client };
   const seconds = performance.now() / 1000; // since navigation started
   root.dataset.readyMs = String(Math.round(performance.now()));
   ui.renderReady(info, seconds);
+  training.enable(client);
   if (deferred) deferred();
   deferred = null;
   completeOfflineCache().catch((err) => console.warn("digitnet: offline cache", err));

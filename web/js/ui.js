@@ -81,8 +81,9 @@ export function renderFatal(err) {
   }
 }
 
-export function renderModelAccuracy(accuracy, n) {
-  els.accuracy.textContent = `Pretrained model: ${(accuracy * 100).toFixed(1)}% on ${n.toLocaleString("en")} held-out test digits.`;
+export function renderModelAccuracy(accuracy, n, modelName = null) {
+  const who = modelName ? `Your model “${modelName}”` : "Pretrained model";
+  els.accuracy.textContent = `${who}: ${(accuracy * 100).toFixed(1)}% on ${n.toLocaleString("en")} held-out test digits.`;
 }
 
 // ---- prediction ---------------------------------------------------------------------
