@@ -64,7 +64,7 @@ def test_manifest_points_at_real_files(manifest):
     assert set(manifest["models"]) >= {"mlp"}
     for rel in manifest["models"].values():
         assert (DIST / rel).is_file() and rel.startswith("models/")
-    assert manifest["pyodide"]["packages"] == ["numpy", "micropip", "packaging"]
+    assert manifest["pyodide"]["packages"] == ["numpy"]
     assert "scipy" in manifest["pyodide"]["training_packages"]
     assert (DIST / ".nojekyll").exists()
     assert (DIST / "vendor" / "chart.umd.js").is_file()
