@@ -136,10 +136,20 @@ def bench_run(op, opts_json, heap):
                     ds = _data.Dataset(ds.x_train[::step], ds.y_train[::step], ds.x_test, ds.y_test)
                 recipe = get_recipe(o.get("model", "mlp"), o.get("recipe", "seed")).with_overrides(
                     epochs=o.get("epochs", 10))
-                before, heaps = int(heap()), []
-                fit_recipe(recipe, ds, on_epoch=lambda rec: heaps.append(int(heap())))
+                # The heap only grows (a high-water mark); tracemalloc's live bytes (Python
+                # objects and numpy buffers) show whether anything accumulates per epoch.
+                import tracemalloc
+                tracemalloc.start()
+                before, heaps, live = int(heap()), [], []
+                def on_epoch(rec):
+                    heaps.append(int(heap()))
+                    live.append(tracemalloc.get_traced_memory()[0])
+                try:
+                    fit_recipe(recipe, ds, on_epoch=on_epoch)
+                finally:
+                    tracemalloc.stop()
                 out = {"heap_before": before, "heap_by_epoch": heaps, "epochs": len(heaps),
-                       "examples": len(ds.x_train)}
+                       "live_bytes_by_epoch": live, "examples": len(ds.x_train)}
         finally:
             _layers.set_matmul()
     else:
