@@ -244,6 +244,7 @@ async function train() {
   resetCharts();
   els.log.textContent = "";
   els.results.hidden = true;
+  els.useTrained.hidden = true;
   els.error.hidden = true;
   setProgress(0);
   setStatus("Starting…");
