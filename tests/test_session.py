@@ -187,3 +187,36 @@ def test_backward_without_input_grad_gives_the_same_parameter_grads():
             grads.append([p.grad.copy() for p in m.parameters()])
         for a, b in zip(*grads):
             np.testing.assert_array_equal(a, b)
+
+
+def test_conv_products_use_an_installed_matmul_even_in_pyodide_mode(monkeypatch):
+    """conv.py uses einsum in Pyodide (numpy there has no BLAS), but once training installs
+    scipy's sgemm through layers.set_matmul the conv products go through it too."""
+    from digitnet import cnn, conv
+
+    monkeypatch.setattr(conv, "USE_EINSUM", True)
+    rng = np.random.default_rng(0)
+    x = rng.random((3, 784)).astype(np.float32)
+    d = rng.standard_normal((3, 10)).astype(np.float32)
+    outs = []
+    for fn in (None, "counting"):
+        calls = []
+
+        def counting(a, b):
+            calls.append(a.shape)
+            return np.matmul(a, b)
+
+        m = cnn(seed=2)
+        layers.set_matmul(counting if fn else None)
+        try:
+            m.zero_grad()
+            logits = m.logits(x, training=True)
+            m.backward(d)
+        finally:
+            layers.set_matmul()
+        conv_calls = [s for s in calls if s[0] in (16, 32) or s[1] in (16 * 25, 32 * 25) or s[0] == 25]
+        assert bool(conv_calls) == bool(fn)
+        outs.append((logits, [p.grad.copy() for p in m.parameters()]))
+    np.testing.assert_allclose(outs[0][0], outs[1][0], rtol=1e-4, atol=1e-5)
+    for a, b in zip(outs[0][1], outs[1][1]):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)

@@ -35,7 +35,8 @@ import sys
 
 import numpy as np
 
-from .layers import Layer, Param, register
+from . import layers
+from .layers import Layer, Param, matmul, register
 
 
 # Pyodide's numpy has no BLAS: its matmul is a naive dot-product loop (~1-3 GFLOP/s
@@ -43,6 +44,12 @@ from .layers import Layer, Param, register
 # (einsum must not be given optimize=True, which routes back to matmul). With BLAS
 # (CPython) matmul is ~4-8x faster than einsum. Tests flip this flag to cover both paths.
 USE_EINSUM = sys.platform == "emscripten"
+
+
+def _einsum() -> bool:
+    """einsum for the products, unless a BLAS matmul was installed (``layers.set_matmul``,
+    e.g. scipy's sgemm while the browser trains): then that, like the dense layers."""
+    return USE_EINSUM and layers.matmul_is_default()
 
 
 def _positive_int(value, name: str, minimum: int = 1) -> int:
@@ -127,7 +134,7 @@ class Conv2D(Layer):
         cols = cols.reshape(c * k * k, h_out * w_out * n)
         self._cols, self._x_shape = cols, x.shape
         w2 = self.W.value.reshape(self.out_channels, -1)              # (F, C*k*k)
-        y = np.einsum("fk,km->fm", w2, cols) if USE_EINSUM else w2 @ cols   # (F, H'*W'*N)
+        y = np.einsum("fk,km->fm", w2, cols) if _einsum() else matmul(w2, cols)   # (F, H'*W'*N)
         y += self.b.value[:, None]
         return y.reshape(self.out_channels, h_out, w_out, n).transpose(3, 0, 1, 2)
 
@@ -139,10 +146,10 @@ class Conv2D(Layer):
         # (N, F, H', W') -> (F, H'*W'*N); free when dout is in this layer's output order.
         dy = dout.transpose(1, 2, 3, 0).reshape(f, h_out * w_out * n)
         w2, cols = self.W.value.reshape(f, -1), self._cols
-        if USE_EINSUM:
+        if _einsum():
             dw, dcols = np.einsum("fm,km->fk", dy, cols), np.einsum("fk,fm->km", w2, dy)
         else:
-            dw, dcols = dy @ cols.T, w2.T @ dy
+            dw, dcols = matmul(dy, cols.T), matmul(w2.T, dy)
         self.W.grad += dw.reshape(self.W.value.shape)
         self.b.grad += dy.sum(axis=1)
         dcols = dcols.reshape(c, k * k, h_out, w_out, n)

@@ -27,6 +27,11 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return _matmul(a, b)
 
 
+def matmul_is_default() -> bool:
+    """True while ``matmul`` is numpy's (no ``set_matmul`` replacement installed)."""
+    return _matmul is np.matmul
+
+
 def set_matmul(fn=None) -> None:
     """Swap in another matrix product, e.g. BLAS sgemm in Pyodide, whose numpy has no
     BLAS; ``set_matmul()`` restores numpy's."""
