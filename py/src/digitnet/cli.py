@@ -21,24 +21,17 @@ class CLIError(Exception):
     """A user-facing failure: printed as one line, exit status 1."""
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
-    return value
-
-
-def seed_value(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} must be 0 or more")
-    return value
+def int_at_least(minimum: int):
+    """An argparse type: an integer no smaller than ``minimum``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{text} must be at least {minimum}")
+        return value
+    return parse
 
 
 def learning_rate(text: str) -> float:
@@ -60,13 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--model", choices=sorted({m for m, _ in RECIPES}), default="mlp")
     train.add_argument("--recipe", choices=sorted({r for _, r in RECIPES}), default="default",
                        help="seed = the tutorial's setup; default = trained well")
-    train.add_argument("--epochs", type=positive_int)
-    train.add_argument("--batch-size", type=positive_int)
+    train.add_argument("--epochs", type=int_at_least(1))
+    train.add_argument("--batch-size", type=int_at_least(1))
     train.add_argument("--lr", type=learning_rate, help="learning rate")
     train.add_argument("--optimizer", choices=["sgd", "adam"])
     train.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
                        help="random shifts of up to 2 pixels")
-    train.add_argument("--seed", type=seed_value)
+    train.add_argument("--seed", type=int_at_least(0))
     train.add_argument("--data", metavar="DIR", help="train on the four MNIST IDX files in DIR "
                        "instead of the bundled subset")
     train.add_argument("--out", metavar="FILE", help="where to save the model (.npz)")
