@@ -29,7 +29,8 @@ let lastRun = null; // the stored record of the latest finished run
 let charts = null;
 let points = null;
 let chartTimer = 0;
-const metrics = { longestTaskMs: 0, heap: [], matmul: null };
+// Measured while training, for people and benchmarks (window.digitnetTraining).
+const metrics = { longestTaskMs: 0, longestChartUpdateMs: 0, longestUpdateMs: 0, heap: [], matmul: null };
 
 // ---- Chart.js, loaded lazily --------------------------------------------------------------
 
@@ -92,9 +93,20 @@ function makeCharts(Chart) {
   return { batch, epoch };
 }
 
-function resetCharts() {
+let epochsPlanned = 1;
+
+/** Both charts span the whole run from the start: progress reads left to right. */
+function setChartRange() {
+  if (!charts) return;
+  charts.batch.options.scales.x.max = epochsPlanned;
+  charts.epoch.options.scales.x.max = Math.max(2, epochsPlanned);
+}
+
+function resetCharts(epochs) {
   points = { loss: [], acc: [], train: [], test: [] };
+  epochsPlanned = epochs;
   if (charts) {
+    setChartRange();
     charts.batch.data.datasets[0].data = points.loss;
     charts.batch.data.datasets[1].data = points.acc;
     charts.epoch.data.datasets[0].data = points.train;
@@ -116,8 +128,10 @@ function scheduleChartUpdate() {
   if (chartTimer || !charts) return;
   chartTimer = setTimeout(() => {
     chartTimer = 0;
+    const t = performance.now();
     charts.batch.update("none");
     charts.epoch.update("none");
+    metrics.longestChartUpdateMs = Math.max(metrics.longestChartUpdateMs, performance.now() - t);
   }, 250);
 }
 
@@ -201,6 +215,12 @@ function duration(s) {
 }
 
 function onUpdate(msg) {
+  const t = performance.now();
+  handleUpdate(msg);
+  metrics.longestUpdateMs = Math.max(metrics.longestUpdateMs, performance.now() - t);
+}
+
+function handleUpdate(msg) {
   if (msg.phase === "blas") {
     setStatus("Loading the fast matrix product (scipy's BLAS, ~20 MB, once)…");
     return;
@@ -241,7 +261,7 @@ async function train() {
   if (running || !validate()) return;
   const chosen = settings();
   setRunning(true);
-  resetCharts();
+  resetCharts(chosen.epochs);
   els.log.textContent = "";
   els.results.hidden = true;
   els.useTrained.hidden = true;
@@ -249,7 +269,10 @@ async function train() {
   setProgress(0);
   setStatus("Starting…");
   loadChartJs().then((Chart) => {
-    if (!charts) charts = makeCharts(Chart);
+    if (!charts) {
+      charts = makeCharts(Chart);
+      setChartRange();
+    }
     scheduleChartUpdate();
   }).catch((err) => setStatus(`${err.message}; training continues without charts.`, "error"));
   let result;
