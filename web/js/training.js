@@ -78,14 +78,14 @@ function makeCharts(Chart) {
     type: "line",
     data: {
       datasets: [
-        { label: "train %", data: points.train, borderColor: "#2f62e0", pointRadius: 2 },
-        { label: "test %", data: points.test, borderColor: "#15803d", pointRadius: 2 },
+        { label: "train %", data: points.train, borderColor: "#2f62e0", backgroundColor: "#2f62e0", pointRadius: 3 },
+        { label: "test %", data: points.test, borderColor: "#15803d", backgroundColor: "#15803d", pointRadius: 3 },
       ],
     },
     options: {
       ...common,
       scales: {
-        x: { type: "linear", title: { display: true, text: "epoch" }, min: 1, ticks: { precision: 0 } },
+        x: { type: "linear", title: { display: true, text: "epoch" }, min: 0.5, ticks: { stepSize: 1, precision: 0, callback: (v) => (Number.isInteger(v) ? v : "") } },
         y: { title: { display: true, text: "accuracy %" }, suggestedMin: 80, max: 100 },
       },
     },
@@ -99,7 +99,7 @@ let epochsPlanned = 1;
 function setChartRange() {
   if (!charts) return;
   charts.batch.options.scales.x.max = epochsPlanned;
-  charts.epoch.options.scales.x.max = Math.max(2, epochsPlanned);
+  charts.epoch.options.scales.x.max = epochsPlanned + 0.5;
 }
 
 function resetCharts(epochs) {
