@@ -193,7 +193,7 @@ def check_model(buf):
 def speed(repeats):
     load_data()
     return json.dumps(_session.benchmark(state["model"], state["data"], _train["blas"],
-                                         repeats=int(repeats)))
+                                         repeats=int(repeats), epochs=2, repeats_train=2))
 `;
 const SLICE_S = 0.12; // seconds of training per slice; other messages are answered between slices
 const training = { running: false, stop: false, blas: null, note: "" };
