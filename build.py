@@ -85,6 +85,7 @@ CHART_JS = NODE_MODULES / "chart.js" / "dist" / "chart.umd.js"
 # (the build appends `--out FILE`). Add e.g. "cnn": ("train", "--model", "cnn", ...) here.
 PRETRAINED_MODELS = {
     "mlp": ("train", "--model", "mlp", "--recipe", "default"),
+    "cnn": ("train", "--model", "cnn", "--recipe", "default"),
 }
 
 # Fixed wheel timestamps (1980-01-01, the earliest a zip can store): same source, same bytes.

@@ -73,7 +73,7 @@ class Sequential:
             x = layer.forward(x, training)
         return x
 
-    def predict_proba(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+    def predict_proba(self, x: np.ndarray, batch_size: int = 250) -> np.ndarray:
         """(N, 784) -> (N, 10) class probabilities, evaluated in batches to bound memory."""
         x = np.asarray(x, dtype=self.dtype)
         if len(x) == 0:

@@ -40,7 +40,7 @@ RECIPES = {
     ("cnn", "seed"): Recipe(model="cnn", optimizer="sgd", lr=1e-3, batch_size=256, epochs=5,
                             augment_shift=0, loss_reduction="sum"),
     ("cnn", "default"): Recipe(model="cnn", optimizer="adam", lr=1e-3, batch_size=64,
-                               epochs=30, augment_shift=2),
+                               epochs=30, augment_shift=2, lr_schedule="cosine"),
 }
 
 
