@@ -81,20 +81,38 @@ KIND_NOTES = {
     "wasm": "pyodide.asm.wasm",
     "js": "Pyodide's JS, the page's modules, worker, service worker, Chart.js",
     "python": "python_stdlib.zip and the Pyodide package wheels (numpy, ...; scipy + openblas when training)",
-    "data": "the digitnet wheel: its code and the 10,000-digit data bundle (1.6 MB of its 1.6 MB)",
+    "data": "the digitnet wheel: its code and the 10,000-digit data bundle (~98 % of its bytes)",
     "model": "pretrained weights (models/*.npz)",
     "other": "HTML, CSS, JSON manifests, icons",
 }
 
 
-def cnn_flops_per_example() -> int:
-    """Forward + backward FLOPs of one example of the CNN (model.cnn), counted like
-    bench.MLP_FLOPS_PER_EXAMPLE: each layer's product as a matmul (conv = im2col), forward
-    once, backward twice (dx and dW), 2 FLOPs per multiply-add."""
-    conv1 = 28 * 28 * 16 * (1 * 5 * 5)      # out pixels x filters x (C k k)
-    conv2 = 14 * 14 * 32 * (16 * 5 * 5)
-    dense = 1568 * 128 + 128 * 10
-    return 2 * 3 * (conv1 + conv2 + dense)
+def _skips_first_input_grad() -> bool:
+    """Whether digitnet's training skips the first layer's input gradient (nobody uses it)."""
+    import inspect
+    from digitnet.model import Sequential
+    return "input_grad" in inspect.signature(Sequential.backward).parameters
+
+
+# Products of one example, as (n_in * n_out) multiply-adds per layer (conv = im2col:
+# output pixels x filters x C*k*k), in order; the first is the one whose input gradient
+# training may skip.
+LAYER_MACS = {
+    "mlp": [784 * 256, 256 * 128, 128 * 10],
+    "cnn": [28 * 28 * 16 * (1 * 5 * 5), 14 * 14 * 32 * (16 * 5 * 5), 1568 * 128, 128 * 10],
+}
+
+
+def flops_per_example(model: str) -> int:
+    """FLOPs one training example costs: every layer's product forward once and backward
+    twice (dW, dx), 2 FLOPs per multiply-add -- the convention of
+    digitnet.bench.MLP_FLOPS_PER_EXAMPLE -- minus the first layer's dx when training skips it
+    (Sequential.backward(input_grad=False)): the work actually done."""
+    macs = LAYER_MACS[model]
+    flops = 2 * 3 * sum(macs)
+    if _skips_first_input_grad():
+        flops -= 2 * macs[0]
+    return flops
 
 
 def load_build():
@@ -204,11 +222,6 @@ def start_server(build, dist: Path, counter: ByteCounter):
 
 
 # ---------------------------------------------------------------- CPython side
-
-def flops_per_example(model: str) -> int:
-    from digitnet import bench
-    return bench.MLP_FLOPS_PER_EXAMPLE if model == "mlp" else cnn_flops_per_example()
-
 
 def paired_runs(matmul_burst, train_once, model: str, reps: int) -> dict:
     """`reps` pairs of (a matmul burst, one training run) measured back to back, so each
@@ -652,6 +665,7 @@ def mb(n) -> str:
 
 
 def markdown(r: dict) -> str:
+    from digitnet.bench import MLP_FLOPS_PER_EXAMPLE as mlp_convention
     m = r["meta"]
     mm = r["matmul_gflops"]
     t = r["training"]
@@ -697,8 +711,10 @@ def markdown(r: dict) -> str:
         "",
         "Examples/s of `digitnet.bench.training_throughput` (seed recipe: SGD, no augmentation; "
         "whole epochs incl. shuffling and bookkeeping, validation excluded). Effective GFLOP/s = "
-        "examples/s × FLOPs per example (MLP 784-256-128-10: "
-        f"{t['mlp_seed']['flops_per_example'] / 1e6:.2f} MFLOP forward + backward; CNN: "
+        "examples/s × FLOPs per example, the products training performs: forward, and "
+        "backward dW and dx except the first layer's dx, which training skips (MLP "
+        f"784-256-128-10: {t['mlp_seed']['flops_per_example'] / 1e6:.2f} MFLOP — "
+        f"`digitnet.bench.MLP_FLOPS_PER_EXAMPLE`'s {mlp_convention / 1e6:.2f} counts that dx too; CNN: "
         f"{t['cnn_seed']['flops_per_example'] / 1e6:.1f} MFLOP, its conv (im2col) and dense products). "
         "Limit = the matmul rate above / FLOPs per example. % of limit pairs each training run "
         "with the matmul burst measured just before it (same machine load), median (min–max). "
