@@ -220,3 +220,12 @@ def test_conv_products_use_an_installed_matmul_even_in_pyodide_mode(monkeypatch)
     np.testing.assert_allclose(outs[0][0], outs[1][0], rtol=1e-4, atol=1e-5)
     for a, b in zip(outs[0][1], outs[1][1]):
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
+
+
+def test_without_scipy_there_is_no_blas_matmul_and_training_uses_numpy(monkeypatch, small):
+    import sys
+    monkeypatch.setitem(sys.modules, "scipy.linalg.blas", None)  # import fails
+    assert blas_matmul() is None
+    s = TrainingSession(small, {"preset": "tutorial", "epochs": 1}, matmul=blas_matmul())
+    s.step(0.0)
+    assert s.state == "running" and layers.matmul_is_default()

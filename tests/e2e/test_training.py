@@ -127,6 +127,21 @@ def test_train_one_epoch_end_to_end(tp):
     assert not tp.errors
 
 
+def test_training_packages_are_cached_on_first_use(tp):
+    """scipy + openblas (optional, not precached) are kept by the service worker once a
+    training run has fetched them, so training works offline afterwards too."""
+    if not tp.evaluate("!!(navigator.serviceWorker && navigator.serviceWorker.controller)"):
+        pytest.skip("the service worker does not control this page")
+    optional = tp.evaluate("fetch('build-manifest.json').then(r => r.json()).then(m => m.optional)")
+    assert any("scipy" in path for path in optional)
+    tp.wait_for_function(
+        """async (paths) => {
+          for (const p of paths) if (!(await caches.match(new URL(p, location.href).href))) return false;
+          return true;
+        }""", arg=optional, timeout=30_000, polling=500)
+    assert tp.get_attribute("#train", "data-matmul") == "sgemm"
+
+
 def test_stop_mid_run_keeps_a_usable_model_and_the_pad_works_meanwhile(tp):
     settings(tp, "best", epochs=30, batch_size=16)
     start_run(tp)
