@@ -61,6 +61,7 @@ def predict(pixels, height, width, raw, out_probs, out_preview):
         img = to_mnist(gray)
     if img is None:
         return False
+    state["last"] = img  # for the feature maps (INSIGHT_GLUE)
     proba = state["model"].predict_proba(np.asarray(img, dtype=np.float32).reshape(1, 784))[0]
     out_probs.assign(np.asarray(proba, dtype=np.float64))
     out_preview.assign((np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8))
@@ -195,9 +196,52 @@ def speed(repeats):
     return json.dumps(_session.benchmark(state["model"], state["data"], _train["blas"],
                                          repeats=int(repeats), epochs=2, repeats_train=2))
 `;
+// "Inside the network" (issue 5): first-layer filters and feature maps, from
+// digitnet.explain. Shares GLUE's namespace (state["model"], state["last"]).
+const INSIGHT_GLUE = `
+import json
+from digitnet import explain as _explain
+
+_insight = {"maps": None}
+
+def insight_overview():
+    info = _explain.overview(state["model"])
+    _insight["overview"] = _explain.to_uint8(info["images"], signed=True)
+    n, h, w = info["images"].shape
+    return json.dumps({"kind": info["kind"], "n": n, "h": h, "w": w, "title": info["title"]})
+
+def insight_overview_fill(out):
+    out.assign(_insight.pop("overview").reshape(-1))
+
+def insight_maps():
+    """Feature maps of the last classified digit (CNN only): JSON shape, or None."""
+    if state.get("last") is None or not _explain.is_cnn(state["model"]):
+        return None
+    maps = _explain.feature_maps(state["model"], state["last"])
+    _insight["maps"] = _explain.to_uint8(maps)
+    return json.dumps({"n": maps.shape[0], "h": maps.shape[1], "w": maps.shape[2],
+                       "peak": float(maps.max())})
+
+def insight_maps_fill(out):
+    out.assign(_insight["maps"].reshape(-1))
+    _insight["maps"] = None
+`;
+
+/** The feature maps of the digit just classified, or null (no CNN, nothing drawn). */
+function featureMaps() {
+  const meta = fn.insight_maps();
+  if (meta === undefined || meta === null) return null;
+  const info = JSON.parse(meta);
+  const pixels = new Uint8Array(info.n * info.h * info.w);
+  fn.insight_maps_fill(pixels);
+  return { ...info, pixels };
+}
+
 const SLICE_S = 0.12; // seconds of training per slice; other messages are answered between slices
 const training = { running: false, stop: false, blas: null, note: "" };
 let pretrainedBytes = null;
+let buildManifest = null;
+const pretrained = {}; // name -> Promise of the model file's bytes (fetched on first use)
 
 /** Load scipy (BLAS sgemm) once, on the first training run; fall back to numpy. */
 async function ensureBlas(post) {
@@ -259,6 +303,7 @@ async function init() {
   // parallel step. micropip's resolver is not needed for a single dependency-free wheel
   // (deps would be False anyway), and skipping it saves ~0.5 s of start-up.
   const manifest = await manifestP;
+  buildManifest = manifest;
   const errors = [];
   await pyodide.loadPackage(["numpy", new URL(manifest.wheel, BASE).href], {
     messageCallback: () => {},
@@ -272,6 +317,10 @@ async function init() {
   pyodide.runPython(GLUE, { globals: py });
   for (const name of ["load_model", "load_data", "predict", "gallery"]) fn[name] = py.get(name);
   pyodide.runPython(TRAIN_GLUE, { globals: py });
+  pyodide.runPython(INSIGHT_GLUE, { globals: py });
+  for (const name of ["insight_overview", "insight_overview_fill", "insight_maps", "insight_maps_fill"]) {
+    fn[name] = py.get(name);
+  }
   for (const name of ["enable_blas", "new_session", "session_results", "use_model", "check_model", "speed"]) {
     fn[name] = py.get(name);
   }
@@ -281,6 +330,7 @@ async function init() {
   const modelBytes = new Uint8Array(await modelBytesP);
   fn.load_model(modelBytes);
   pretrainedBytes = modelBytes;
+  pretrained.mlp = Promise.resolve(modelBytes);
 
   timings.ready = Math.round(performance.now() - t0);
   return { version: manifest.version, timings, modelBytes: modelBytes.byteLength };
@@ -363,8 +413,26 @@ const handlers = {
   useModel({ bytes }) {
     return { architecture: fn.use_model(bytes) };
   },
-  usePretrained() {
-    return { architecture: fn.use_model(pretrainedBytes) };
+  /** {name: "mlp" (default) | "cnn" | any key of build-manifest.json's models}: a shipped
+   * model; files other than the MLP are downloaded on first use (then cached). */
+  async usePretrained({ name = "mlp" } = {}) {
+    const url = buildManifest.models && buildManifest.models[name];
+    if (!url) throw new Error(`this site ships no pretrained model "${name}"`);
+    if (!pretrained[name]) {
+      pretrained[name] = fetchOk(new URL(url, BASE), `the pretrained ${name.toUpperCase()}`)
+        .then((r) => r.arrayBuffer()).then((b) => new Uint8Array(b));
+      pretrained[name].catch(() => delete pretrained[name]); // a later try downloads again
+    }
+    const bytes = await pretrained[name];
+    return { architecture: fn.use_model(bytes), name };
+  },
+  /** The pad model's first layer for display: {kind: "cnn"|"mlp", n, h, w, title, pixels}
+   * (n images of h*w bytes; 128 = 0, 0/255 = the most negative/positive weight). */
+  insight() {
+    const info = JSON.parse(fn.insight_overview());
+    const pixels = new Uint8Array(info.n * info.h * info.w);
+    fn.insight_overview_fill(pixels);
+    return { ...info, pixels, transfer: [pixels.buffer] };
   },
   /** Validate model bytes (e.g. an import) and measure them on the test digits. */
   checkModel({ bytes }) {
@@ -382,7 +450,8 @@ const handlers = {
     const nTest = fn.load_data();
     return { nTest, ms: performance.now() - t };
   },
-  predict({ pixels, width, height, raw = false }) {
+  /** insight: also return the first convolution's feature maps (CNN only) as `maps`. */
+  predict({ pixels, width, height, raw = false, insight = false }) {
     if (!(pixels instanceof Uint8Array) || pixels.length !== width * height) {
       throw new Error("predict: pixels must be a Uint8Array of width*height grey values");
     }
@@ -392,7 +461,10 @@ const handlers = {
     const ink = fn.predict(pixels, height, width, Boolean(raw), probs, preview);
     const computeMs = performance.now() - t;
     if (!ink) return { empty: true, computeMs };
-    return { empty: false, probs, preview, computeMs, transfer: [probs.buffer, preview.buffer] };
+    const maps = insight ? featureMaps() : null;
+    const transfer = [probs.buffer, preview.buffer];
+    if (maps) transfer.push(maps.pixels.buffer);
+    return { empty: false, probs, preview, computeMs, maps, transfer };
   },
   gallery({ n }) {
     const count = Math.max(1, Math.min(64, n | 0));
