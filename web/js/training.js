@@ -393,18 +393,20 @@ async function useRecord(record) {
   await client.request("useModel", { bytes }, [bytes.buffer]);
   current = { kind: "stored", id: record.id, name: `“${record.name}”` };
   renderCurrent();
-  hooks.onModelChanged?.({ name: record.name, accuracy: record.accuracy });
+  hooks.onModelChanged?.({ name: record.name, accuracy: record.accuracy, id: record.id });
 }
 
 async function usePretrained() {
-  await client.request("usePretrained");
+  // The model selector by the pad (model-picker.js) says which pretrained model (MLP/CNN).
+  await client.request("usePretrained", { name: hooks.pretrainedName?.() || "mlp" });
   current = { kind: "pretrained", name: "the pretrained model" };
   renderCurrent();
   hooks.onModelChanged?.({ name: null });
 }
 
 function renderCurrent() {
-  els.current.textContent = current.kind === "pretrained" ? "the pretrained model" : current.name;
+  els.current.textContent = current.kind === "pretrained"
+    ? hooks.pretrainedLabel?.() || "the pretrained model" : current.name;
   els.current.dataset.kind = current.kind;
   els.usePretrained.disabled = current.kind === "pretrained";
   for (const li of els.list.children) {
@@ -635,6 +637,13 @@ export function init(options = {}) {
   }
   window.digitnetTraining = metrics;
   renderList();
+}
+
+/** The pad's model was switched elsewhere (the selector by the pad): show it here.
+ * {kind: "pretrained"} or {kind: "stored", id, name}. */
+export function setCurrent({ kind, id = null, name = "" }) {
+  current = kind === "stored" ? { kind, id, name: `“${name}”` } : { kind: "pretrained", name: "the pretrained model" };
+  renderCurrent();
 }
 
 /** The worker is ready: training and model switching can start. */
