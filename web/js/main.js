@@ -4,6 +4,8 @@ import { Pad } from "./pad.js";
 import { decodeImageFile, ImageInputError } from "./image-input.js";
 import * as ui from "./ui.js";
 import * as training from "./training.js";
+import * as picker from "./model-picker.js";
+import * as insight from "./insight.js";
 
 const root = document.documentElement;
 const startedAt = performance.now();
@@ -11,7 +13,9 @@ const GALLERY_SIZE = 12;
 
 ui.init();
 ui.renderEmpty();
-training.init({ onModelChanged });
+training.init({ onModelChanged, pretrainedName: picker.preferred, pretrainedLabel: picker.label });
+picker.init({ onChanged: onPickerChanged });
+insight.init({ onToggle: (open) => open && refreshInsight(true) });
 
 let client = null;
 let ready = false;
@@ -27,8 +31,12 @@ const pad = new Pad(document.querySelector('[data-testid="pad"]'), {
 });
 
 // Every request goes through LatestOnly: while one runs, only the newest waits.
-const predictions = new LatestOnly((image) =>
-  client.request("predict", image, [image.pixels.buffer]));
+// A model switch in progress (the CNN downloading) finishes first. With "Inside the
+// network" open, the CNN's feature maps come back with the prediction.
+const predictions = new LatestOnly(async (image) => {
+  await picker.settled();
+  return client.request("predict", { ...image, insight: insight.isOpen() }, [image.pixels.buffer]);
+});
 
 /**
  * @param {() => {pixels, width, height}} getImage
@@ -60,6 +68,7 @@ async function classify(getImage, source, t0 = performance.now(), strokes = 0) {
   } else {
     ui.renderPrediction(result, source);
   }
+  if (insight.isOpen()) insight.renderMaps(result.maps || null, result.empty ? "empty" : insightKind);
   ui.setLatency(performance.now() - t0, result.computeMs, strokes);
 }
 
@@ -70,6 +79,7 @@ document.getElementById("clear").addEventListener("click", () => {
   ui.setMessage("");
   ui.showThumb(null);
   ui.renderEmpty();
+  if (insight.isOpen()) insight.renderMaps(null);
 });
 
 const upload = document.querySelector('[data-testid="upload"]');
@@ -156,7 +166,38 @@ async function completeOfflineCache() {
 }
 
 /** The pad's model changed (trained, imported, pretrained): show its view of things. */
-function onModelChanged({ name }) {
+function onModelChanged({ name, id = null }) {
+  picker.reflect(name === null ? { kind: "pretrained" } : { kind: "stored", id, name });
+  showModelChange(name);
+}
+
+/** The selector by the pad switched the model: tell the training panel, show its view. */
+function onPickerChanged(model) {
+  training.setCurrent(model);
+  showModelChange(model.kind === "stored" ? model.name : null);
+}
+
+let insightKind = "mlp"; // the pad model's kind, as "Inside the network" last saw it
+
+/** Filters of the pad's model (when the panel is open), and the current digit's maps. */
+async function refreshInsight(reclassify = false) {
+  if (!insight.isOpen() || !ready) return;
+  try {
+    await picker.settled();
+    const info = await client.request("insight");
+    insightKind = info.kind;
+    insight.renderFilters(info);
+  } catch (err) {
+    insight.renderFilters(null);
+    ui.setMessage(`Inside the network: ${err.message}`, "error");
+    return;
+  }
+  if (pad.isEmpty()) insight.renderMaps(null);
+  else if (reclassify) classify(() => pad.snapshot(112), "drawing", performance.now(), pad.strokes.length);
+}
+
+function showModelChange(name) {
+  refreshInsight(false);
   if (!pad.isEmpty()) classify(() => pad.snapshot(112), "drawing", performance.now(), pad.strokes.length);
   loadGallery(name).catch((err) => ui.setMessage(`The gallery could not be shown: ${err.message}`, "error"));
 }
@@ -195,6 +236,8 @@ async function start() {
   root.dataset.readyMs = String(Math.round(performance.now()));
   ui.renderReady(info, seconds);
   training.enable(client);
+  picker.enable(client);
+  refreshInsight(true);
   if (deferred) deferred();
   deferred = null;
   completeOfflineCache().catch((err) => console.warn("digitnet: offline cache", err));
