@@ -21,7 +21,12 @@ free port, drives Debian's Chromium headless, and measures:
 - classification latency: stroke end (pointerup) -> probabilities rendered, the page's
   data-latency-ms, over many mouse drawings;
 - worker memory: the WebAssembly heap after the page is ready, and after 1 and 10 epochs of
-  the seed MLP trained in the page's worker (digitnet's fit, the sgemm path if available).
+  the seed MLP trained in the page's worker (digitnet's fit, the sgemm path if available),
+  with tracemalloc's live bytes per epoch (the heap only grows);
+- the training panel itself: its Train button, 10 epochs of the seed MLP; the heap per
+  epoch, examples/s and the longest main-thread task it records (window.digitnetTraining);
+- the issues' targets (site: load time, bytes, latency; training: throughput, memory,
+  responsiveness), met or not.
 
 Page-side compute runs in the page's own worker through its `bench` request handler (see
 web/worker.js), reached with Playwright's worker.evaluate. Each figure is the median of
@@ -729,7 +734,8 @@ def panel_lines(tp) -> list[str]:
         return head + [f"Not measured: {tp['error']}", ""]
     heap = tp["heap_bytes_by_epoch"]
     return head + [
-        f"The page's own Train button: seed MLP, tutorial preset, {tp['epochs']} epoch(s) of the "
+        f"The page's own Train button: seed MLP, tutorial preset, {tp['epochs']} "
+        f"epoch{'s' if tp['epochs'] != 1 else ''} of the "
         f"8,000 training digits, {tp['matmul']} products, charts and log live "
         f"({tp['wall_s']:.1f} s from the click to the test accuracy).",
         "",
