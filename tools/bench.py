@@ -676,8 +676,12 @@ def check(results: dict) -> list[str]:
     if not isinstance(tp, dict) or "error" in tp:
         problems.append(f"training_panel not measured: {(tp or {}).get('error')}")
     else:
-        for k in ("heap_bytes_after_1_epoch", "examples_per_s", "longest_main_thread_task_ms"):
+        for k in ("heap_bytes_after_1_epoch", "examples_per_s"):
             positive(f"training_panel.{k}", tp.get(k))
+        # 0 = no long task (> 50 ms, the Long Tasks API's threshold) while training
+        v = tp.get("longest_main_thread_task_ms")
+        if not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+            problems.append(f"training_panel.longest_main_thread_task_ms = {v!r} is not a number >= 0")
     return problems
 
 
