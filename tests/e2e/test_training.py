@@ -214,7 +214,7 @@ def test_export_evaluates_in_cpython_and_imports_back_identically(tp, tmp_path):
     tp.get_by_test_id("import").set_input_files(str(path))
     tp.wait_for_function("() => /Imported/.test(document.querySelector('#models-message').textContent)")
     assert tp.get_attribute('[data-testid="current-model"]', "data-kind") == "stored"
-    assert tp.locator('[data-testid="saved-model"]').count() == n_saved + 1
+    tp.wait_for_function(f"() => document.querySelectorAll('[data-testid=saved-model]').length === {n_saved + 1}")
     classify_drawing(tp, SHAPES[7])
     assert probabilities(tp) == trained_probs
     shared["imported_probs"] = trained_probs

@@ -296,7 +296,6 @@ async function train() {
     els.error.hidden = false;
     return;
   }
-  els.panel.dataset.outcome = result.state;
   const r = result.results;
   const examples = result.report.seen;
   setStatus(result.state === "stopped"
@@ -321,6 +320,7 @@ async function train() {
   els.useTrained.hidden = false;
   els.useTrained.disabled = false;
   await renderList();
+  els.panel.dataset.outcome = result.state; // last: results shown, model kept and listed
 }
 
 function renderResults(r) {
@@ -545,11 +545,11 @@ async function importFile(file) {
   } catch (err) {
     modelsMessage(`Imported, but it could not be saved in the browser: ${err.message}`, "error");
   }
+  await renderList();
   await guard(`Could not use ${file.name}`, async () => {
     await useRecord(record);
     modelsMessage(`Imported ${file.name} (${(checked.accuracy * 100).toFixed(1)}% on the test digits); the pad now uses it.`);
   });
-  await renderList();
 }
 
 async function guard(what, fn) {
