@@ -514,3 +514,20 @@ def test_load_mnist_dir_names_the_missing_file(tmp_path, missing):
 def test_load_mnist_dir_rejects_a_missing_directory(tmp_path):
     with pytest.raises(DataFileError, match="not a directory"):
         data.load_mnist_dir(tmp_path / "nowhere")
+
+
+def test_random_shift_matches_a_per_image_loop():
+    """Oracle: each image moved by its own (dy, dx), drawn in the same order, zero-filled."""
+    rng_data = np.random.default_rng(5)
+    x = rng_data.random((300, 784), dtype=np.float32)
+    got = data.random_shift(x, 2, np.random.default_rng(11))
+    draws = np.random.default_rng(11)
+    dy = draws.integers(-2, 3, size=300)
+    dx = draws.integers(-2, 3, size=300)
+    for i in range(300):
+        expected = np.zeros((28, 28), np.float32)
+        for r in range(28):
+            for c in range(28):
+                if 0 <= r - dy[i] < 28 and 0 <= c - dx[i] < 28:
+                    expected[r, c] = x[i].reshape(28, 28)[r - dy[i], c - dx[i]]
+        assert np.array_equal(got[i].reshape(28, 28), expected), i
