@@ -212,7 +212,9 @@ async function loadGallery(modelName = null) {
     // Already an MNIST input: classified as-is, exactly as in the gallery.
     classify(() => ({ pixels: pixels.slice(), width: 28, height: 28, raw: true }), "test digit");
   });
-  ui.renderModelAccuracy(1 - result.wrong / nTest, nTest, modelName);
+  const now = picker.currentModel();
+  ui.renderModelAccuracy(1 - result.wrong / nTest, nTest, modelName,
+    now.kind === "pretrained" ? now.name.toUpperCase() : "");
 }
 
 async function start() {

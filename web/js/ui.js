@@ -81,8 +81,8 @@ export function renderFatal(err) {
   }
 }
 
-export function renderModelAccuracy(accuracy, n, modelName = null) {
-  const who = modelName ? `Your model “${modelName}”` : "Pretrained model";
+export function renderModelAccuracy(accuracy, n, modelName = null, pretrainedKind = "") {
+  const who = modelName ? `Your model “${modelName}”` : `Pretrained ${pretrainedKind || "model"}`;
   els.accuracy.textContent = `${who}: ${(accuracy * 100).toFixed(1)}% on ${n.toLocaleString("en")} held-out test digits.`;
 }
 
