@@ -173,6 +173,8 @@ def test_choice_survives_reload(cp):
     cp.wait_for_function("() => document.documentElement.dataset.padModel === 'pretrained:cnn'", timeout=60_000)
     assert "CNN" in cp.inner_text('[data-testid="current-model"]')
     assert classify_drawing(cp, SHAPES[7]) == "7"
+    cp.wait_for_function("() => document.querySelector('#model-accuracy').textContent.startsWith('Pretrained CNN')",
+                         timeout=60_000)
     assert probabilities(cp) != pytest.approx(shared["mlp_probs_7"][1], abs=1e-4)
     # The training panel's "Use the pretrained model" keeps the chosen pretrained CNN.
     cp.locator("#inside-details summary").click()
