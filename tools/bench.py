@@ -147,6 +147,31 @@ def loadavg() -> list[float]:
         return []
 
 
+class LoadSampler:
+    """The 1-minute load average every few seconds while the benchmark runs."""
+
+    def __init__(self, every_s: float = 5.0):
+        self.samples: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(every_s,), daemon=True)
+
+    def _run(self, every_s):
+        while not self._stop.is_set():
+            la = loadavg()
+            if la:
+                self.samples.append(la[0])
+            self._stop.wait(every_s)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        return False
+
+
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -783,8 +808,10 @@ def markdown(r: dict) -> str:
         f"(Python {m['pyodide'].get('python', '?')}, numpy {m['pyodide'].get('numpy', '?')}, "
         "single-threaded WebAssembly).",
         f"- Load average at start: {' / '.join(map(str, la))} (1 / 5 / 15 min); at the end: "
-        f"{' / '.join(map(str, m['load_average_end']))}. The machine is shared: other "
-        "processes were running, so treat the numbers as indicative (±20–30 %).",
+        f"{' / '.join(map(str, m['load_average_end']))}; 1-minute load while running "
+        f"{fmt_stat(m.get('load_average_1min_during'), 1)}. The machine is shared (other "
+        "engineers' builds, tests and training runs), so treat the numbers as indicative: "
+        "repeated runs differ by ±20–30 % and more for load times.",
         "",
         "## Against the targets (issues 3 and 4)",
         "",
@@ -931,11 +958,13 @@ def run(out: Path, quick: bool = False, do_build: bool = True) -> dict:
     dist = Path(os.environ.get("DIGITNET_BENCH_DIST", build.DIST))  # another built site, for development
     if not (dist / "index.html").exists():
         raise SystemExit(f"{dist / 'index.html'} is missing: run `python3 build.py build`")
-    cpy = cpython_runs(quick)
-    pg = page_measurements(build, dist, quick)
+    with LoadSampler() as sampler:
+        cpy = cpython_runs(quick)
+        pg = page_measurements(build, dist, quick)
     first = cpy["cpython_numpy"]
     meta.update({"python": first["python"], "numpy": first["numpy"], "chromium": pg["chromium"],
                  "pyodide": pg["pyodide"], "load_average_end": loadavg(),
+                 "load_average_1min_during": summary(sampler.samples or [0.0]),
                  "run_s": time.perf_counter() - t0})
     results = assemble(cpy, pg, meta)
     results["targets"] = targets(results)
