@@ -6,8 +6,6 @@ The offline and phone tests need their own browser contexts.
 """
 from __future__ import annotations
 
-import os
-import statistics
 import time
 import urllib.parse
 
@@ -422,40 +420,4 @@ def test_phone_viewport_touch_draws_and_classifies(browser, base_url, recorder):
         assert not page.errors, page.errors
     finally:
         _unrecord(page, recorder)
-        context.close()
-
-
-# ---- benchmark (opt-in: DIGITNET_BENCH=1) -----------------------------------------------------
-
-
-@pytest.mark.skipif(not os.environ.get("DIGITNET_BENCH"), reason="benchmark: set DIGITNET_BENCH=1")
-def test_benchmark_load_and_latency(browser, base_url, recorder):
-    """Prints navigation->ready (cold, then warm from the service worker) and the
-    stroke-end -> rendered latency over 40 strokes."""
-    context = browser.new_context(base_url=base_url)
-    page = context.new_page()
-    sizes = []
-    page.on("response", lambda r: sizes.append(r))
-    try:
-        t = time.perf_counter()
-        page.goto(base_url)
-        _wait_ready(page)
-        cold = page.evaluate("Number(document.documentElement.dataset.readyMs)")
-        page.wait_for_function("() => document.documentElement.dataset.offline === 'ready'", timeout=60_000)
-        warm = []
-        for _ in range(3):
-            page.reload()
-            _wait_ready(page)
-            warm.append(page.evaluate("Number(document.documentElement.dataset.readyMs)"))
-        page.get_by_test_id("gallery-item").first.wait_for()
-        time.sleep(1)
-        lat = []
-        for i in range(40):
-            classify_drawing(page, SHAPES[(0, 1, 7)[i % 3]])
-            lat.append(float(page.get_by_test_id("prediction").get_attribute("data-latency-ms")))
-        lat.sort()
-        print(f"\nnavigation->ready: cold {cold:.0f} ms, warm {warm} ms")
-        print(f"stroke->rendered over {len(lat)} strokes: median {statistics.median(lat):.1f} ms, "
-              f"p95 {lat[int(0.95 * len(lat)) - 1]:.1f} ms, max {lat[-1]:.1f} ms")
-    finally:
         context.close()
