@@ -53,14 +53,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "py" / "src"))
 
-# The browser flags of tests/e2e/conftest.py (DESIGN.md section 9).
-CHROMIUM = os.environ.get("DIGITNET_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--no-first-run",
-    "--disable-sync", "--disable-extensions", "--disable-default-apps",
-    "--disable-domain-reliability", "--no-pings",
-]
+# The browser flags and drawing helpers the page tests use (DESIGN.md section 9).
+sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+from helpers import CHROMIUM, CHROMIUM_ARGS, draw_mouse  # noqa: E402
 READY_TIMEOUT_MS = 120_000
 
 # Repetitions: (full, quick).
@@ -365,21 +360,6 @@ def worker_bench(worker, op: str, **opts) -> dict:
     return worker.evaluate(BENCH_CALL, {"op": op, **opts})
 
 
-def pad_box(page):
-    return page.get_by_test_id("pad").bounding_box()
-
-
-def draw(page, stroke, steps: int = 1) -> None:
-    """One mouse stroke (points in [0, 1] of the pad's box), as tests/e2e/helpers does."""
-    box = pad_box(page)
-    x0, y0 = stroke[0]
-    page.mouse.move(box["x"] + x0 * box["width"], box["y"] + y0 * box["height"])
-    page.mouse.down()
-    for x, y in stroke[1:]:
-        page.mouse.move(box["x"] + x * box["width"], box["y"] + y * box["height"], steps=steps)
-    page.mouse.up()
-
-
 def shapes():
     """Single-stroke digit shapes: a 0, a 1, a 7, a 2, a 3 (mixed sizes)."""
     def ellipse(rx, ry, n=40):
@@ -401,7 +381,7 @@ def measure_latency(page, n: int) -> dict:
     for i in range(n):
         page.get_by_role("button", name="Clear").click()
         before = int(page.get_attribute('[data-testid="prediction"]', "data-seq") or 0)
-        draw(page, strokes[i % len(strokes)])
+        draw_mouse(page, [strokes[i % len(strokes)]], steps=1)
         page.wait_for_function(
             """(n) => { const el = document.querySelector('[data-testid="prediction"]');
                         return Number(el.dataset.seq || 0) > n && el.dataset.strokes === "1"; }""",

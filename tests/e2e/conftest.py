@@ -15,8 +15,9 @@ Fixtures
                                        log) and any that tried to leave 127.0.0.1
                   page.offsite_requests  those of page.requests not on base_url's origin
                   page.console_errors  console.error messages and uncaught page errors
-    wait_ready  wait_ready(page, timeout=60_000): waits until <html data-state> is "ready";
-                fails with the page's message if it becomes "error"
+
+helpers.py holds the browser flags, the drawing helpers and wait_ready(page), which the
+tests import directly.
 
 Requests that leave the origin are caught by a recording proxy the browser is pointed at
 (Chromium sends loopback traffic directly, everything else through it, and the proxy
@@ -34,16 +35,10 @@ from pathlib import Path
 
 import pytest
 
+from helpers import CHROMIUM, CHROMIUM_ARGS
+
 ROOT = Path(__file__).resolve().parents[2]
 DIST = ROOT / "dist"
-CHROMIUM = os.environ.get("DIGITNET_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--no-first-run",
-    # less browser housekeeping traffic
-    "--disable-sync", "--disable-extensions", "--disable-default-apps",
-    "--disable-domain-reliability", "--no-pings",
-]
 # Contacted by Chromium itself (updates, clock, sign-in), never by the page.
 BROWSER_HOSTS = {
     "update.googleapis.com", "clients2.google.com", "accounts.google.com",
@@ -189,32 +184,3 @@ def page(context, base_url, recorder):
     yield page
     with recorder.lock:
         recorder.sinks.remove(requests)
-
-
-_STATE_JS = "() => document.documentElement.dataset.state"
-_ERROR_TEXT_JS = """() => {
-  const el = document.querySelector('[data-testid="error"], [role="alert"], .error');
-  const text = el && el.textContent.trim();
-  return text || document.body.innerText.trim().slice(0, 500);
-}"""
-
-
-def _wait_ready(page, timeout: float = 60_000) -> None:
-    """Wait (timeout in ms) until <html data-state="ready">; fail on "error" or timeout."""
-    try:
-        page.wait_for_function(
-            "() => ['ready', 'error'].includes(document.documentElement.dataset.state)",
-            timeout=timeout)
-    except Exception as e:  # playwright TimeoutError
-        state = page.evaluate(_STATE_JS)
-        errors = getattr(page, "console_errors", [])
-        pytest.fail(f"page did not become ready within {timeout / 1000:.0f} s "
-                    f"(data-state={state!r}; console errors: {errors[-5:]}): {e}".splitlines()[0],
-                    pytrace=False)
-    if page.evaluate(_STATE_JS) == "error":
-        pytest.fail(f"page reached data-state=error: {page.evaluate(_ERROR_TEXT_JS)}", pytrace=False)
-
-
-@pytest.fixture
-def wait_ready():
-    return _wait_ready

@@ -3,6 +3,32 @@ from __future__ import annotations
 
 import io
 import math
+import os
+
+# Debian's Chromium with the flags of DESIGN.md section 9 (also used by tools/bench.py).
+CHROMIUM = os.environ.get("DIGITNET_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--no-first-run",
+    # less browser housekeeping traffic
+    "--disable-sync", "--disable-extensions", "--disable-default-apps",
+    "--disable-domain-reliability", "--no-pings",
+]
+READY_TIMEOUT = 90_000  # ms; a cold load takes a few seconds, CI machines can be busy
+
+_STATE_JS = "document.documentElement.dataset.state"
+
+
+def wait_ready(page, timeout: float = READY_TIMEOUT, enabled: str | None = None) -> None:
+    """Wait (ms) until <html data-state="ready">, failing with the page's message on
+    "error"; then, if given, until the ``enabled`` CSS selector's control is enabled."""
+    page.wait_for_function(
+        "() => ['ready', 'error'].includes(document.documentElement.dataset.state)", timeout=timeout)
+    state = page.evaluate(_STATE_JS)
+    assert state == "ready", f"page ended in state {state!r}: {page.inner_text('#status')}"
+    if enabled:
+        page.wait_for_function("(sel) => !document.querySelector(sel).disabled", arg=enabled,
+                               timeout=timeout)
 
 # Strokes are lists of (x, y) points in [0, 1] of the pad's box, shaped like digits.
 

@@ -12,20 +12,15 @@ import statistics
 
 import pytest
 
-from helpers import SHAPES, probabilities
+from helpers import SHAPES, probabilities, wait_ready
 from helpers import classify_drawing as _classify_drawing
 
-READY_TIMEOUT = 90_000
 LATENCY_STROKES = 36
 shared: dict = {}
 
 
 def _wait_ready(page):
-    page.wait_for_function(
-        "() => ['ready', 'error'].includes(document.documentElement.dataset.state)",
-        timeout=READY_TIMEOUT)
-    assert page.evaluate("document.documentElement.dataset.state") == "ready", page.inner_text("#status")
-    page.wait_for_function("() => !document.querySelector('[data-testid=model-select]').disabled")
+    wait_ready(page, enabled="[data-testid=model-select]")
 
 
 @pytest.fixture(scope="module")

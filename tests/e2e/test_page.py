@@ -12,18 +12,8 @@ import urllib.parse
 import numpy as np
 import pytest
 
-from helpers import (SHAPES, classify_drawing, draw_mouse, png_bytes, probabilities, seq,
-                     wait_next_result)
-
-READY_TIMEOUT = 90_000  # ms; a cold load takes a few seconds, CI machines can be busy
-
-
-def _wait_ready(page, timeout=READY_TIMEOUT):
-    page.wait_for_function(
-        "() => ['ready', 'error'].includes(document.documentElement.dataset.state)", timeout=timeout)
-    state = page.evaluate("document.documentElement.dataset.state")
-    assert state == "ready", f"page ended in state {state!r}: {page.inner_text('#status')}"
-
+from helpers import (READY_TIMEOUT, SHAPES, classify_drawing, draw_mouse, png_bytes,
+                     probabilities, seq, wait_next_result, wait_ready)
 
 def _record(page, recorder):
     """page.requests: every request URL (page events + the server's log incl. workers)."""
@@ -55,7 +45,7 @@ def app(browser, base_url, recorder):
     page = context.new_page()
     _record(page, recorder)
     page.goto(base_url)
-    _wait_ready(page)
+    wait_ready(page)
     yield page
     _unrecord(page, recorder)
     context.close()
@@ -323,7 +313,7 @@ def test_works_under_a_project_sub_path(browser, dist_dir, tmp_path):
         page.on("request", lambda r: requests.append(r.url))
         base = f"http://127.0.0.1:{httpd.server_address[1]}/digitnet/"
         page.goto(base)
-        _wait_ready(page)
+        wait_ready(page)
         page.wait_for_function("() => navigator.serviceWorker.controller !== null", timeout=30_000)
         assert classify_drawing(page, SHAPES[7]) == "7"
         assert all(u.startswith(base) for u in requests), [u for u in requests if not u.startswith(base)]
@@ -373,14 +363,14 @@ def test_offline_after_first_visit(browser, base_url, recorder):
     _record(page, recorder)
     try:
         page.goto(base_url)
-        _wait_ready(page)
+        wait_ready(page)
         # Every file of the build is cached once the service worker says so.
         page.wait_for_function("() => document.documentElement.dataset.offline === 'ready'",
                                timeout=60_000)
         online_requests = len(page.requests)
         context.set_offline(True)
         page.reload()
-        _wait_ready(page)
+        wait_ready(page)
         assert classify_drawing(page, SHAPES[1]) == "1"
         assert classify_drawing(page, SHAPES[0]) == "0"
         # The page also reached the gallery (data from the cache), and still reports that
@@ -406,7 +396,7 @@ def test_phone_viewport_touch_draws_and_classifies(browser, base_url, recorder):
     _record(page, recorder)
     try:
         page.goto(base_url)
-        _wait_ready(page)
+        wait_ready(page)
         # Responsive: no sideways scrolling; the pad fits the screen width.
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
         box = page.get_by_test_id("pad").bounding_box()

@@ -15,21 +15,16 @@ from pathlib import Path
 
 import pytest
 
-from helpers import SHAPES, probabilities
+from helpers import SHAPES, probabilities, wait_ready
 from helpers import classify_drawing as _classify_drawing
 
 ROOT = Path(__file__).resolve().parents[2]
-READY_TIMEOUT = 90_000
 TRAIN_TIMEOUT = 120_000
 shared: dict = {}
 
 
 def _wait_ready(page):
-    page.wait_for_function(
-        "() => ['ready', 'error'].includes(document.documentElement.dataset.state)",
-        timeout=READY_TIMEOUT)
-    assert page.evaluate("document.documentElement.dataset.state") == "ready", page.inner_text("#status")
-    page.wait_for_function("() => !document.querySelector('[data-testid=train]').disabled")
+    wait_ready(page, enabled="[data-testid=train]")
 
 
 @pytest.fixture(scope="module")
