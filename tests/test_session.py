@@ -161,15 +161,6 @@ def test_evaluate_model_reports_accuracy(small):
     assert 0 <= res["accuracy"] < 0.3 and res["n_test"] == len(small.y_test)
 
 
-def test_benchmark_reports_each_engine(small):
-    from digitnet.session import benchmark
-    res = benchmark(mlp(), small, blas=None, repeats=1, limit=500)
-    assert set(res) == {"flops_per_example", "numpy"}
-    r = res["numpy"]
-    assert r["matmul_gflops"]["median"] > 0 and r["train_examples_per_s"]["median"] > 0
-    assert r["predict_ms"] > 0 and 0 < r["fraction_of_bound"]
-
-
 def test_backward_without_input_grad_gives_the_same_parameter_grads():
     """Training skips the first layer's input gradient (digitnet.model.Sequential.backward)."""
     from digitnet import cnn

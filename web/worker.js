@@ -190,11 +190,6 @@ def check_model(buf):
     load_data()
     res = _session.evaluate_model(model, state["data"], _train["blas"], n_mistakes=0)
     return json.dumps({"architecture": res["architecture"], "accuracy": res["accuracy"]})
-
-def speed(repeats):
-    load_data()
-    return json.dumps(_session.benchmark(state["model"], state["data"], _train["blas"],
-                                         repeats=int(repeats), epochs=2, repeats_train=2))
 `;
 // "Inside the network" (issue 5): first-layer filters and feature maps, from
 // digitnet.explain. Shares GLUE's namespace (state["model"], state["last"]).
@@ -321,7 +316,7 @@ async function init() {
   for (const name of ["insight_overview", "insight_overview_fill", "insight_maps", "insight_maps_fill"]) {
     fn[name] = py.get(name);
   }
-  for (const name of ["enable_blas", "new_session", "session_results", "use_model", "check_model", "speed"]) {
+  for (const name of ["enable_blas", "new_session", "session_results", "use_model", "check_model"]) {
     fn[name] = py.get(name);
   }
   timings.imported = Math.round(performance.now() - t0);
@@ -437,11 +432,6 @@ const handlers = {
   /** Validate model bytes (e.g. an import) and measure them on the test digits. */
   checkModel({ bytes }) {
     return JSON.parse(fn.check_model(bytes));
-  },
-  /** Speed here: matmul GFLOP/s, seed-MLP training examples/s, one-digit latency, per engine. */
-  async speed({ repeats = 3 }) {
-    await ensureBlas(() => {});
-    return { result: JSON.parse(fn.speed(repeats)), matmul: training.blas ? "sgemm" : "numpy", note: training.note };
   },
   // The bundled MNIST subset is only needed for the gallery (and training), so it loads
   // after the page is ready rather than delaying the first classification.

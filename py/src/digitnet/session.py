@@ -16,6 +16,7 @@ import time
 import numpy as np
 
 from . import layers
+from .metrics import confusion_matrix
 from .model import ModelFileError, Sequential, dumps, loads
 from .recipes import Recipe, get_recipe, model_and_optimizer
 from .train import TrainingDiverged, training_steps
@@ -224,8 +225,7 @@ def evaluate_model(model: Sequential, dataset, matmul=None, n_mistakes: int = N_
     preds = proba.argmax(axis=1)
     conf = proba.max(axis=1)
     y = dataset.y_test
-    confusion = np.zeros((10, 10), dtype=np.int64)
-    np.add.at(confusion, (y, preds), 1)
+    confusion = confusion_matrix(preds, y)
     wrong = np.flatnonzero(preds != y)
     worst = wrong[np.argsort(-conf[wrong], kind="stable")][:n_mistakes]
     images = (np.clip(dataset.x_test[worst], 0, 1) * 255 + 0.5).astype(np.uint8)
@@ -268,37 +268,3 @@ def check_model(blob: bytes) -> Sequential:
     if not np.isfinite(out).all():
         raise ModelFileError("the model outputs non-finite probabilities")
     return model
-
-
-# ---------------------------------------------------------------- speed, measured in place
-
-def benchmark(model: Sequential, dataset, blas=None, repeats: int = 5, epochs: int = 1,
-              limit: int | None = None, repeats_train: int = 1) -> dict:
-    """Speed of this runtime: matmul GFLOP/s, training examples/s of the seed MLP (batch
-    256, float32, whole epochs of the bundled data) and one-digit classification latency
-    (ms) — each with numpy's product and, if given, with ``blas``."""
-    from . import bench
-
-    engines = [("numpy", None)] + ([("sgemm", blas)] if blas is not None else [])
-    # Training skips the first layer's input gradient (model.Sequential.backward), so one
-    # example costs bench.MLP_FLOPS_PER_EXAMPLE minus that product.
-    flops = bench.MLP_FLOPS_PER_EXAMPLE - 2 * 784 * 256
-    out: dict = {"flops_per_example": flops}
-    one = np.asarray(dataset.x_test[:1], dtype=np.float32)
-    for name, mm in engines:
-        gflops = bench.matmul_gflops(repeats=repeats, matmul=mm or np.matmul)
-        with MatmulSwitch(mm):
-            train = bench.training_throughput("mlp", "seed", epochs=epochs, repeats=repeats_train,
-                                              limit=limit)
-            model.predict_proba(one)  # warm-up
-            times = []
-            for _ in range(max(5, repeats * 4)):
-                t = time.perf_counter()
-                model.predict_proba(one)
-                times.append((time.perf_counter() - t) * 1000)
-        limit_rate = gflops["median"] * 1e9 / flops
-        out[name] = {"matmul_gflops": gflops, "train_examples_per_s": train,
-                     "matmul_bound_examples_per_s": limit_rate,
-                     "fraction_of_bound": train["median"] / limit_rate,
-                     "predict_ms": float(np.median(times))}
-    return out
