@@ -234,6 +234,9 @@ def test_a_cli_trained_model_imports(tp, dist_dir):
     assert imported.count() == 1
     imported.get_by_role("button", name=re.compile("^Delete")).click()
     tp.wait_for_function("() => document.querySelector('[data-testid=current-model]').dataset.kind === 'pretrained'")
+    # The list re-renders on its own schedule: wait for it, or the next test counts a stale list.
+    tp.wait_for_function("""() => ![...document.querySelectorAll('[data-testid=saved-model] .model-name')]
+                                    .some((el) => el.textContent.trim() === 'mlp')""")
 
 
 @pytest.mark.parametrize("name, payload", [
