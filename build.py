@@ -510,10 +510,16 @@ def assemble(stage: Path) -> dict:
         "pyodide": {"version": PYODIDE_VERSION, "packages": base, "training_packages": training},
         "precache": precache_urls,
         "optional": optional_urls,
+        "recipes": page_spec(),
     }
     (stage / "build-manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     manifest["_groups"] = groups
     return manifest
+
+
+def page_spec() -> dict:
+    from digitnet.recipes import page_spec as spec
+    return spec()
 
 
 def build(verbose: bool = True) -> dict:

@@ -63,3 +63,27 @@ def model_and_optimizer(recipe: Recipe):
     model = mlp(seed=recipe.seed, init=recipe.init) if recipe.model == "mlp" else \
         PRESETS[recipe.model](seed=recipe.seed)
     return model, OPTIMIZERS[recipe.optimizer](model.parameters(), lr=recipe.lr)
+
+
+# Bounds on the settings a person may choose (the CLI and the page's training form).
+# batch_size is also bounded by the training set's size, known only when data is loaded.
+LIMITS = {
+    "epochs": {"min": 1, "max": 500},
+    "batch_size": {"min": 1},
+    "lr": {"min_exclusive": 0.0, "max": 10.0},
+}
+OPTIMIZER_NAMES = ("sgd", "adam")
+
+
+def page_spec() -> dict:
+    """The training form's choices as JSON-ready data: models, each recipe's settings,
+    optimisers and limits. The build writes it into build-manifest.json, so the page
+    keeps no copy of its own."""
+    recipes: dict = {}
+    for (model, name), r in RECIPES.items():
+        recipes.setdefault(model, {})[name] = {
+            "epochs": r.epochs, "batch_size": r.batch_size, "lr": r.lr,
+            "optimizer": r.optimizer, "augment": r.augment_shift > 0,
+        }
+    return {"models": sorted(recipes), "recipes": recipes, "optimizers": list(OPTIMIZER_NAMES),
+            "limits": LIMITS}
