@@ -518,8 +518,10 @@ def assemble(stage: Path) -> dict:
 
 
 def page_spec() -> dict:
+    """The training form's choices (digitnet.recipes) and the size of the training split."""
+    from digitnet import data
     from digitnet.recipes import page_spec as spec
-    return spec()
+    return {**spec(), "train_size": len(data.load_bundle().y_train)}
 
 
 def build(verbose: bool = True) -> dict:
