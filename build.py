@@ -91,7 +91,7 @@ def build_data() -> Path:
         images.append(pixels)
         labels.append(np.full(len(pixels), digit, dtype=np.uint8))
     blob = data.encode_bundle(np.concatenate(images), np.concatenate(labels))
-    data.decode_bundle(blob)  # raises unless the content matches the recorded sha256
+    data.decode_bundle(blob, expected_sha256=data.BUNDLE_SHA256)  # the recorded version, or raise
     ASSETS.mkdir(parents=True, exist_ok=True)
     if not out.exists() or out.read_bytes() != blob:
         out.write_bytes(blob)
