@@ -86,6 +86,7 @@ def test_to_uint8():
     assert explain.to_uint8(np.array([-1.0, 0.0, 1.0]), signed=True).tolist() == [0, 128, 255]
 
 
+@pytest.mark.build
 @pytest.mark.skipif(not SHIPPED_CNN.exists(), reason="dist/models/cnn.npz not built (python3 build.py build)")
 def test_shipped_cnn_on_rendered_held_out_digits():
     """Held-out digits rendered like photos/drawings (scaled, moved, noisy, either
