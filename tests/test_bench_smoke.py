@@ -51,7 +51,7 @@ def test_quick_bench_reports_every_section(quick_results):
     assert bench.check(results) == []
     for section in bench.REQUIRED:
         assert section in results
-    # The figures the issue asks for, side by side.
+    # CPython and the page, side by side.
     m = results["matmul_gflops"]
     assert m["cpython_numpy_1thread"]["median"] > m["page_numpy"]["median"]  # BLAS vs none
     for model in ("mlp_seed", "cnn_seed"):

@@ -1,7 +1,7 @@
 """Browser fixtures: dist/ on a local server, Debian's Chromium driven by Playwright.
 
 `python3 build.py test` installs the requirements, builds dist/ and runs these tests; the
-fixtures build nothing themselves (DESIGN.md section 9).
+fixtures build nothing themselves.
 
 Fixtures
     dist_dir    dist/ (fails clearly if it was not built)
