@@ -43,7 +43,8 @@ from tools.devserver import make_server, serve_forever  # noqa: E402
 from tools.environment import ensure_test_environment, npm_ci  # noqa: E402
 from tools.pretrained import PRETRAINED_MODELS, build_model  # noqa: E402
 from tools.pyodide_packages import (PYODIDE_CORE_FILES, PYODIDE_NPM, PYODIDE_VERSION,  # noqa: E402
-                                    load_lock, package_closure, resolve_package)
+                                    load_lock, package_closure, resolve_package,
+                                    resolve_packages)
 from tools.wheel import build_wheel  # noqa: E402
 
 sys.path.insert(0, str(PY_SRC))
@@ -56,6 +57,9 @@ sys.path.insert(0, str(PY_SRC))
 PYODIDE_PACKAGES = ("numpy",)
 # Optional group, loaded lazily when training starts (BLAS sgemm); their lock deps come too.
 TRAINING_PACKAGES = ("scipy",)
+# Not served: fetched, verified and kept in the package cache for the test that installs the
+# served digitnet wheel with micropip, as a notebook (JupyterLite, any Pyodide 0.27) does.
+MICROPIP_PACKAGES = ("micropip",)
 
 CHART_JS = NODE_MODULES / "chart.js" / "dist" / "chart.umd.js"
 
@@ -150,6 +154,7 @@ def assemble(stage: Path) -> dict:
         put("pyodide runtime", PYODIDE_NPM / f, f"pyodide/{f}")
     base = package_closure(lock, PYODIDE_PACKAGES)
     training = package_closure(lock, TRAINING_PACKAGES, exclude=base)
+    resolve_packages(lock, package_closure(lock, MICROPIP_PACKAGES, exclude=base))
     optional = []
     for group, names in (("pyodide packages", base), ("training packages (lazy)", training)):
         for name in names:

@@ -7,7 +7,6 @@ has a negative control: results with a hole or a bad figure must be rejected.
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import math
 import re
@@ -20,14 +19,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _load_bench():
-    spec = importlib.util.spec_from_file_location("digitnet_tools_bench", ROOT / "tools" / "bench.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load_bench()
+from tools import bench  # noqa: E402
 
 
 @pytest.fixture(scope="module")
