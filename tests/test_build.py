@@ -92,6 +92,16 @@ def test_pyodide_packages_match_the_lock(manifest, lock):
         "ebb61241d962b98b21597d7ce43b67668a6d5bab3acec4fbe958657320d7cd08"
 
 
+def test_micropip_is_kept_verified_in_the_cache_but_not_served(manifest, lock):
+    from tools.pyodide_packages import PACKAGE_CACHE
+
+    for name in ("micropip", "packaging"):
+        entry = lock["packages"][name]
+        assert not (DIST / "pyodide" / entry["file_name"]).exists()
+        assert f"pyodide/{entry['file_name']}" not in manifest["files"]
+        assert sha256(PACKAGE_CACHE / entry["file_name"]) == entry["sha256"]
+
+
 def test_wheel_ships_the_data(manifest):
     with zipfile.ZipFile(DIST / manifest["wheel"]) as z:
         names = z.namelist()

@@ -14,7 +14,6 @@ import json
 import shutil
 import threading
 import urllib.parse
-from pathlib import Path
 
 import numpy as np
 import pytest
