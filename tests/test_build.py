@@ -1,4 +1,4 @@
-"""Checks of the built site in dist/ and of build.py's verification and server.
+"""Checks of the built site in dist/ and of the build's verification and server (tools/).
 
 The dist/ checks need a build (`python3 build.py build`; `python3 build.py test` does it)
 and fail if there is none.
@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import importlib.util
 import json
 import re
 import threading
@@ -20,9 +19,11 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 DIST = ROOT / "dist"
 
-spec = importlib.util.spec_from_file_location("digitnet_build", ROOT / "build.py")
-build = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(build)
+from tools.common import BuildError
+from tools.devserver import make_server
+from tools.pyodide_packages import (PYODIDE_CORE_FILES, PYODIDE_NPM, SourceUnavailable,
+                                    resolve_package)
+from tools.wheel import build_wheel
 
 
 def sha256(path: Path) -> str:
@@ -71,8 +72,8 @@ def test_manifest_points_at_real_files(manifest):
 
 
 def test_pyodide_runtime_is_the_npm_one(manifest):
-    for name in build.PYODIDE_CORE_FILES:
-        assert sha256(DIST / "pyodide" / name) == sha256(build.PYODIDE_NPM / name), name
+    for name in PYODIDE_CORE_FILES:
+        assert sha256(DIST / "pyodide" / name) == sha256(PYODIDE_NPM / name), name
 
 
 def test_pyodide_packages_match_the_lock(manifest, lock):
@@ -89,6 +90,16 @@ def test_pyodide_packages_match_the_lock(manifest, lock):
             assert dep in names, f"{name} depends on {dep}, which is not in dist"
     assert lock["packages"]["numpy"]["sha256"] == \
         "ebb61241d962b98b21597d7ce43b67668a6d5bab3acec4fbe958657320d7cd08"
+
+
+def test_micropip_is_kept_verified_in_the_cache_but_not_served(manifest, lock):
+    from tools.pyodide_packages import PACKAGE_CACHE
+
+    for name in ("micropip", "packaging"):
+        entry = lock["packages"][name]
+        assert not (DIST / "pyodide" / entry["file_name"]).exists()
+        assert f"pyodide/{entry['file_name']}" not in manifest["files"]
+        assert sha256(PACKAGE_CACHE / entry["file_name"]) == entry["sha256"]
 
 
 def test_wheel_ships_the_data(manifest):
@@ -152,7 +163,7 @@ class FakeSource:
     def fetch(self, file_name):
         self.calls += 1
         if self.data is None:
-            raise build.SourceUnavailable("offline")
+            raise SourceUnavailable("offline")
         return self.data
 
 
@@ -160,8 +171,8 @@ def test_resolve_rejects_a_corrupted_cached_file(tmp_path):
     (tmp_path / NUMPY).write_bytes(b"not numpy")
     bad = hashlib.sha256(b"not numpy").hexdigest()
     source = FakeSource(b"")
-    with pytest.raises(build.BuildError) as e:
-        build.resolve_package(NUMPY, NUMPY_SHA, cache_dir=tmp_path, sources=[source])
+    with pytest.raises(BuildError) as e:
+        resolve_package(NUMPY, NUMPY_SHA, cache_dir=tmp_path, sources=[source])
     message = str(e.value)
     assert NUMPY in message and NUMPY_SHA in message and bad in message
     assert source.calls == 0
@@ -170,17 +181,17 @@ def test_resolve_rejects_a_corrupted_cached_file(tmp_path):
 def test_resolve_rejects_wrong_bytes_from_a_source_and_caches_nothing(tmp_path):
     wrong = FakeSource(b"tampered", name="mirror")
     later = FakeSource(b"also wrong")
-    with pytest.raises(build.BuildError, match="mirror") as e:
-        build.resolve_package(NUMPY, NUMPY_SHA, cache_dir=tmp_path, sources=[wrong, later])
+    with pytest.raises(BuildError, match="mirror") as e:
+        resolve_package(NUMPY, NUMPY_SHA, cache_dir=tmp_path, sources=[wrong, later])
     assert NUMPY_SHA in str(e.value) and hashlib.sha256(b"tampered").hexdigest() in str(e.value)
     assert later.calls == 0
     assert list(tmp_path.iterdir()) == []
 
 
 def test_resolve_names_what_is_missing(tmp_path):
-    with pytest.raises(build.BuildError) as e:
-        build.resolve_package(NUMPY, NUMPY_SHA, cache_dir=tmp_path,
-                              sources=[FakeSource(None, "A"), FakeSource(None, "B")])
+    with pytest.raises(BuildError) as e:
+        resolve_package(NUMPY, NUMPY_SHA, cache_dir=tmp_path,
+                        sources=[FakeSource(None, "A"), FakeSource(None, "B")])
     message = str(e.value)
     assert NUMPY in message and "A: offline" in message and "B: offline" in message
 
@@ -189,17 +200,17 @@ def test_resolve_falls_through_to_a_source_with_the_right_bytes(tmp_path):
     data = b"payload"
     good = hashlib.sha256(data).hexdigest()
     src = FakeSource(data)
-    path = build.resolve_package("x.whl", good, cache_dir=tmp_path,
-                                 sources=[FakeSource(None), src])
+    path = resolve_package("x.whl", good, cache_dir=tmp_path,
+                           sources=[FakeSource(None), src])
     assert path.read_bytes() == data and path.parent == tmp_path
     # cached now: no source asked again
-    assert build.resolve_package("x.whl", good, cache_dir=tmp_path, sources=[src]) == path
+    assert resolve_package("x.whl", good, cache_dir=tmp_path, sources=[src]) == path
     assert src.calls == 1
 
 
 def test_wheel_build_is_reproducible(tmp_path, manifest):
-    first = build.build_wheel(cache_dir=tmp_path / "a")
-    second = build.build_wheel(cache_dir=tmp_path / "b")
+    first = build_wheel(cache_dir=tmp_path / "a")
+    second = build_wheel(cache_dir=tmp_path / "b")
     assert first.name == second.name == Path(manifest["wheel"]).name
     assert sha256(first) == sha256(second)
 
@@ -211,7 +222,7 @@ def served(tmp_path):
     for name, data in {"a.wasm": b"\0asm", "b.gz": b"\x1f\x8b\x08\0", "c.mjs": b"export {}",
                        "d.webmanifest": b"{}", "e.whl": b"PK", "index.html": b"<title>t</title>"}.items():
         (tmp_path / name).write_bytes(data)
-    server = build.make_server(tmp_path, "127.0.0.1", 0, quiet=True)
+    server = make_server(tmp_path, "127.0.0.1", 0, quiet=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}/"
     server.shutdown()
@@ -234,7 +245,7 @@ def test_server_mime_types(served, tmp_path, name, mime):
 
 
 def test_server_serves_the_real_runtime_as_wasm(manifest):
-    server = build.make_server(DIST, "127.0.0.1", 0, quiet=True)
+    server = make_server(DIST, "127.0.0.1", 0, quiet=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/pyodide/pyodide.asm.wasm"

@@ -1,7 +1,7 @@
 """Tests for the command line (`python3 -m digitnet train | evaluate | predict`).
 
 Most runs go through ``digitnet.cli.main([...])`` in-process (fast); a few run the real
-entry point in a subprocess with ``PYTHONPATH=py/src``. Contract (DESIGN.md §7): bad
+entry point in a subprocess with ``PYTHONPATH=py/src``. The contract: bad
 arguments exit 2 with argparse usage text; missing or corrupt files (and divergence) exit
 1 with one ``digitnet: error: ...`` line and no traceback.
 """

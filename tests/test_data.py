@@ -291,28 +291,72 @@ def test_decode_bundle_matches_the_documented_layout(bundle_raw):
     assert set(np.unique(labels)) == set(range(10))
 
 
-def test_decode_bundle_rejects_synthetic_bundles():
+def test_encode_bundle_output_decodes_to_the_same_digits():
+    images = np.random.default_rng(5).integers(0, 256, (3, 784), dtype=np.uint8)
+    labels = np.array([4, 0, 9], np.uint8)
+    got_images, got_labels = data.decode_bundle(data.encode_bundle(images, labels))
+    np.testing.assert_array_equal(got_images, images)
+    np.testing.assert_array_equal(got_labels, labels)
+
+
+def _gz_bundle(raw: bytes) -> bytes:
+    return gzip.compress(raw, mtime=0)
+
+
+def test_decode_bundle_refuses_a_header_that_is_cut_short():
+    with pytest.raises(DataFileError, match="shorter than its 12-byte header"):
+        data.decode_bundle(_gz_bundle(b"DGNMNIST\x01"))
+
+
+def test_decode_bundle_refuses_wrong_magic_bytes():
+    raw = gzip.decompress(data.encode_bundle(np.zeros((2, 784), np.uint8), np.arange(2)))
+    with pytest.raises(DataFileError, match="wrong magic bytes"):
+        data.decode_bundle(_gz_bundle(b"NOTMNIST" + raw[8:]))
+
+
+@pytest.mark.parametrize("delta", [-1, 1, 785])
+def test_decode_bundle_refuses_a_length_that_disagrees_with_the_count(delta):
+    raw = gzip.decompress(data.encode_bundle(np.zeros((2, 784), np.uint8), np.arange(2)))
+    raw = raw[:delta] if delta < 0 else raw + bytes(delta)
+    with pytest.raises(DataFileError, match="should hold 2 images"):
+        data.decode_bundle(_gz_bundle(raw))
+
+
+def test_decode_bundle_checks_a_pinned_sha256_only_when_asked(bundle_raw):
     blob = data.encode_bundle(np.zeros((3, 784), np.uint8), np.arange(3))
+    data.decode_bundle(blob)  # a well-formed bundle of other digits
     with pytest.raises(DataFileError, match="sha256"):
-        data.decode_bundle(blob)
+        data.decode_bundle(blob, expected_sha256=data.BUNDLE_SHA256)
+    _, _, shipped = bundle_raw
+    images, _ = data.decode_bundle(shipped, expected_sha256=data.BUNDLE_SHA256)
+    assert len(images) == 10000
 
 
-@pytest.mark.parametrize("where", ["pixel", "label", "count"])
-def test_bundle_with_one_changed_byte_is_rejected(bundle_raw, tmp_path, where):
+def test_load_bundle_refuses_a_well_formed_bundle_of_other_digits(tmp_path):
+    path = tmp_path / "bundle.u8.gz"
+    path.write_bytes(data.encode_bundle(np.zeros((3, 784), np.uint8), np.arange(3)))
+    with pytest.raises(DataFileError, match="sha256"):
+        data.load_bundle(path)
+
+
+@pytest.mark.parametrize("where, message", [("pixel", "sha256"), ("label", "sha256"),
+                                            ("count", "should hold")])
+def test_bundle_with_one_changed_byte_is_rejected(bundle_raw, tmp_path, where, message):
     _, _, blob = bundle_raw
     raw = bytearray(gzip.decompress(blob))
     pos = {"pixel": 12 + 784 * 5000 + 400, "label": len(raw) - 1, "count": 8}[where]
     raw[pos] ^= 0x01
     path = write(tmp_path / "bundle.u8.gz", bytes(raw), gz=True)
-    with pytest.raises(DataFileError, match="sha256"):
+    with pytest.raises(DataFileError, match=message):
         data.load_bundle(path)
 
 
-@pytest.mark.parametrize("keep", [0, 5, 100, 800_000, -4])
-def test_truncated_bundle_is_rejected(bundle_raw, tmp_path, keep):
+@pytest.mark.parametrize("keep, message", [(0, "shorter than its 12-byte header"), (5, "gzip"),
+                                           (100, "gzip"), (800_000, "gzip"), (-4, "gzip")])
+def test_truncated_bundle_is_rejected(bundle_raw, tmp_path, keep, message):
     _, _, blob = bundle_raw
     path = write(tmp_path / "bundle.u8.gz", blob[:keep])
-    with pytest.raises(DataFileError, match="gzip|sha256"):
+    with pytest.raises(DataFileError, match=message):
         data.load_bundle(path)
 
 

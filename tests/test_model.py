@@ -1,6 +1,7 @@
 """The Sequential model: end-to-end gradients, predictions, and the model file format."""
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -128,11 +129,31 @@ def test_pickled_object_arrays_are_refused():
         loads(blob)
 
 
-def test_failed_save_leaves_no_half_file(tmp_path):
+def _fail_halfway(monkeypatch):
+    """Make Path.write_bytes write half its data, then fail as a full disk would."""
+    def write_half(self, data):
+        with open(self, "wb") as f:
+            f.write(data[:len(data) // 2])
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(Path, "write_bytes", write_half)
+
+
+@pytest.mark.parametrize("fail", ["write", "replace"])
+def test_failed_save_keeps_the_old_file_and_leaves_no_temp_file(tmp_path, monkeypatch, fail):
     path = tmp_path / "m.npz"
     save(mlp(seed=1), path)
     before = path.read_bytes()
+    if fail == "write":
+        _fail_halfway(monkeypatch)
+    else:
+        def refuse(self, target):
+            raise OSError(13, "Permission denied")
+        monkeypatch.setattr(Path, "replace", refuse)
     with pytest.raises(OSError):
-        save(mlp(seed=2), tmp_path / "no-such-dir" / "m.npz")
+        save(mlp(seed=2), path)
+    monkeypatch.undo()
     assert path.read_bytes() == before
-    assert digitnet.load(path) is not None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.npz"]
+    restored = digitnet.load(path)
+    for a, b in zip(restored.parameters(), mlp(seed=1).parameters()):
+        np.testing.assert_array_equal(a.value, b.value)

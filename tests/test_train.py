@@ -5,8 +5,7 @@ import pytest
 from digitnet import data
 from digitnet.model import mlp
 from digitnet.optim import SGD, Adam
-from digitnet.recipes import get_recipe
-from digitnet.train import TrainingDiverged, evaluate, fit, fit_recipe
+from digitnet.train import TrainingDiverged, evaluate, fit
 
 
 @pytest.fixture(scope="module")
@@ -14,9 +13,9 @@ def bundle():
     return data.load_bundle()
 
 
-def test_seed_recipe_learns(bundle):
+def test_seed_recipe_learns(bundle, seed_mlp):
     """The tutorial's setup with correct maths reaches ~90% after its 5 epochs."""
-    model, history = fit_recipe(get_recipe("mlp", "seed"), bundle)
+    model, history = seed_mlp
     assert len(history.epochs) == 5
     assert history.epochs[-1]["loss"] < 0.5 * history.epochs[0]["loss"]
     assert history.epochs[-1]["val_accuracy"] >= 0.88

@@ -1,11 +1,11 @@
 """Browser fixtures: dist/ on a local server, Debian's Chromium driven by Playwright.
 
 `python3 build.py test` installs the requirements, builds dist/ and runs these tests; the
-fixtures build nothing themselves (DESIGN.md section 9).
+fixtures build nothing themselves.
 
 Fixtures
     dist_dir    dist/ (fails clearly if it was not built)
-    server      build.make_server(dist/, "127.0.0.1", 0) in a thread (session)
+    server      tools.devserver.make_server(dist/, "127.0.0.1", 0) in a thread (session)
     base_url    "http://127.0.0.1:PORT/" (session)
     browser     Chromium, headless, fresh profile per context (session)
     context     browser.new_context(base_url=...) per test (service workers work in it)
@@ -27,7 +27,6 @@ this Chromium. Chromium's own housekeeping hosts (BROWSER_HOSTS) are not counted
 from __future__ import annotations
 
 import http.server
-import importlib.util
 import os
 import threading
 import urllib.parse
@@ -36,6 +35,7 @@ from pathlib import Path
 import pytest
 
 from helpers import CHROMIUM, CHROMIUM_ARGS
+from tools.devserver import make_server
 
 ROOT = Path(__file__).resolve().parents[2]
 DIST = ROOT / "dist"
@@ -46,13 +46,6 @@ BROWSER_HOSTS = {
     "safebrowsingohttpgateway.googleapis.com", "content-autofill.googleapis.com",
     "redirector.gvt1.com", "edgedl.me.gvt1.com", "android.clients.google.com",
 }
-
-
-def _load_build():
-    spec = importlib.util.spec_from_file_location("digitnet_build", ROOT / "build.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 class _Recorder:
@@ -83,8 +76,7 @@ def dist_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def server(dist_dir, recorder):
-    build = _load_build()
-    httpd = build.make_server(dist_dir, "127.0.0.1", 0, quiet=True)
+    httpd = make_server(dist_dir, "127.0.0.1", 0, quiet=True)
     host, port = httpd.server_address[:2]
     origin = f"http://{host}:{port}"
     httpd.request_hook = lambda method, path: recorder.record(origin + path)

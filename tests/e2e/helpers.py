@@ -5,7 +5,8 @@ import io
 import math
 import os
 
-# Debian's Chromium with the flags of DESIGN.md section 9 (also used by tools/bench.py).
+# Debian's Chromium (never a browser Playwright downloads), headless, without background
+# traffic or updates; also used by tools/bench.py (docs/tooling.md).
 CHROMIUM = os.environ.get("DIGITNET_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -289,15 +289,11 @@ def test_no_request_leaves_the_origin(app, base_url):
 
 
 def _serve(directory):
-    import importlib.util
     import threading
-    from pathlib import Path
 
-    spec = importlib.util.spec_from_file_location(
-        "digitnet_build", Path(__file__).resolve().parents[2] / "build.py")
-    build = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(build)
-    httpd = build.make_server(directory, "127.0.0.1", 0, quiet=True)
+    from tools.devserver import make_server
+
+    httpd = make_server(directory, "127.0.0.1", 0, quiet=True)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     return httpd
 

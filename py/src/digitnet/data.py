@@ -94,20 +94,26 @@ def encode_bundle(images: np.ndarray, labels: np.ndarray) -> bytes:
     return gzip.compress(raw, compresslevel=9, mtime=0)
 
 
-def decode_bundle(blob: bytes) -> tuple[np.ndarray, np.ndarray]:
-    """Bundle bytes -> (N, 784) uint8 images, (N,) uint8 labels; checks the recorded sha256."""
+def decode_bundle(blob: bytes, expected_sha256: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Bundle bytes -> (N, 784) uint8 images, (N,) uint8 labels.
+
+    Checks the gzip stream, the magic bytes and that the length matches the stored count;
+    with ``expected_sha256``, also that the content is exactly that version.
+    """
     try:
         raw = gzip.decompress(blob)
     except (OSError, EOFError, zlib.error) as e:
         raise DataFileError(f"bundle is not a valid gzip file ({e})") from None
-    if hashlib.sha256(raw).hexdigest() != BUNDLE_SHA256:
-        raise DataFileError("bundle does not match its recorded sha256 (corrupt or a different "
-                            "version)")
-    if raw[:8] != BUNDLE_MAGIC or len(raw) < 12:
-        raise DataFileError("bundle has the wrong magic bytes")
+    if len(raw) < 12:
+        raise DataFileError(f"bundle is {len(raw)} bytes long, shorter than its 12-byte header")
+    if raw[:8] != BUNDLE_MAGIC:
+        raise DataFileError(f"bundle has the wrong magic bytes ({raw[:8]!r}, expected {BUNDLE_MAGIC!r})")
     (n,) = struct.unpack("<I", raw[8:12])
     if len(raw) != 12 + n * 785:
         raise DataFileError(f"bundle should hold {n} images but has {len(raw) - 12} bytes")
+    if expected_sha256 is not None and hashlib.sha256(raw).hexdigest() != expected_sha256:
+        raise DataFileError("bundle does not match its recorded sha256 (corrupt or a different "
+                            "version)")
     images = np.frombuffer(raw, np.uint8, n * 784, 12).reshape(n, 784)
     labels = np.frombuffer(raw, np.uint8, n, 12 + n * 784)
     return images, labels
@@ -141,14 +147,18 @@ def stratified_split(labels: np.ndarray, test_fraction: float = TEST_FRACTION,
 
 
 def load_bundle(path: str | Path | None = None) -> Dataset:
-    """The bundled 10,000 digits, split 8,000 train / 2,000 test (fixed, stratified)."""
+    """The bundled 10,000 digits, split 8,000 train / 2,000 test (fixed, stratified).
+
+    The file (the package's own unless ``path`` is given) must be the recorded version:
+    its content's sha256 is checked against BUNDLE_SHA256.
+    """
     path = Path(path) if path is not None else bundle_path()
     try:
         blob = path.read_bytes()
     except FileNotFoundError:
         raise DataFileError(f"bundled data not found at {path}; run `python3 build.py build` "
                             "first") from None
-    images, labels = decode_bundle(blob)
+    images, labels = decode_bundle(blob, expected_sha256=BUNDLE_SHA256)
     train, test = stratified_split(labels)
     x = images.astype(np.float32) / 255.0
     y = labels.astype(np.int64)

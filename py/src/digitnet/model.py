@@ -145,8 +145,12 @@ def save(model: Sequential, path: str | Path) -> None:
     """Write the model to ``path`` (atomically: a crash never leaves half a file)."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(dumps(model))
-    tmp.replace(path)
+    try:
+        tmp.write_bytes(dumps(model))
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def loads(blob: bytes) -> Sequential:
