@@ -9,7 +9,7 @@ free port, drives Debian's Chromium headless, and measures:
 
 - matmul GFLOP/s, float32, the seed MLP's training shapes at batch 256 (digitnet.bench):
   CPython numpy; the page's numpy (no BLAS); the page's scipy BLAS sgemm (lazy training
-  path, digitnet.session.blas_matmul) -- the limits training is bound by;
+  path, digitnet.backend.blas_matmul) -- the limits training is bound by;
 - training throughput (examples/s) of the seed MLP (batch 256) and the seed CNN, CPython vs
   the page (numpy and sgemm paths), each with its ratio to the matmul-bound limit
   (limit = matmul rate / FLOPs per example);
@@ -282,7 +282,7 @@ def cpython_measurements(quick: bool) -> dict:
         limit, epochs = TRAIN_SIZES[model][mode]
         out[f"train_{model}"] = paired_runs(
             lambda: bench.matmul_gflops(batch=256, repeats=REPS["matmul_cpython"][q]),
-            lambda: bench.training_throughput(model, "seed", epochs=epochs, repeats=1, limit=limit),
+            lambda: bench.training_throughput(model, "tutorial", epochs=epochs, repeats=1, limit=limit),
             model, REPS["train"][q])
     out["matmul"] = summary(out["train_mlp"]["matmul_bursts_gflops"] + out["train_cnn"]["matmul_bursts_gflops"])
     return out
@@ -515,7 +515,7 @@ def _page_runs(browser, base_url: str, counter: ByteCounter, mode: str, q: int) 
     memory["heap_bytes_after_scipy"] = worker_bench(worker, "memory")["heapBytes"] if path == "sgemm" else None
     limit, epochs = MEMORY_RUN[mode]
     log(f"page: worker memory over {epochs} epochs of the seed MLP ({path})")
-    mem = worker_bench(worker, "train_memory", path=path, model="mlp", recipe="seed",
+    mem = worker_bench(worker, "train_memory", path=path, model="mlp", recipe="tutorial",
                        epochs=epochs, limit=limit)["result"]
     memory.update({"path": path, "examples": mem.get("examples"), "epochs": mem["epochs"],
                    "heap_bytes_before_training": mem["heap_before"],
@@ -538,7 +538,7 @@ def _page_runs(browser, base_url: str, counter: ByteCounter, mode: str, q: int) 
             compute[f"train_{model}_{pth}"] = paired_runs(
                 lambda: worker_bench(worker, "matmul", path=pth, batch=256,
                                      repeats=REPS[f"matmul_{pth}"][q])["result"],
-                lambda: worker_bench(worker, "train", path=pth, model=model, recipe="seed",
+                lambda: worker_bench(worker, "train", path=pth, model=model, recipe="tutorial",
                                      epochs=epochs, repeats=1, limit=limit)["result"],
                 model, REPS["train"][q])
         compute[f"matmul_{pth}"] = summary(compute[f"train_mlp_{pth}"]["matmul_bursts_gflops"]
