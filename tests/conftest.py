@@ -1,4 +1,4 @@
-"""Shared test setup: import paths, the markers, and the seed MLP trained once per session.
+"""Shared test setup: import paths, the markers, and the tutorial MLP trained once per session.
 
 Markers, applied by where a test lives (so test files need no decorators):
     browser  tests/e2e/: the built page in Chromium (needs dist/ and chromium)
@@ -52,12 +52,12 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(scope="session")
-def seed_mlp():
-    """(model, history) of the seed recipe's MLP trained on the bundle, once per session.
+def tutorial_mlp():
+    """(model, history) of the tutorial recipe's MLP trained on the bundle, once per session.
 
     Shared by every test that needs that trained network; do not change the model."""
     from digitnet import data
     from digitnet.recipes import get_recipe
     from digitnet.train import fit_recipe
 
-    return fit_recipe(get_recipe("mlp", "seed"), data.load_bundle())
+    return fit_recipe(get_recipe("mlp", "tutorial"), data.load_bundle())

@@ -167,10 +167,10 @@ def test_entry_point_in_a_subprocess(trained):
     assert ev.lines[-1] == f"accuracy: {reported_accuracy(r)}"
 
 
-def test_seed_recipe_two_epochs():
-    r = run_cli("train", "--recipe", "seed", "--epochs", "2")
+def test_tutorial_recipe_two_epochs():
+    r = run_cli("train", "--recipe", "tutorial", "--epochs", "2")
     assert r.code == 0, r.err
-    assert r.lines[0] == ("Training mlp (seed recipe) on 8,000 images: sgd, lr 0.001, "
+    assert r.lines[0] == ("Training mlp (tutorial recipe) on 8,000 images: sgd, lr 0.001, "
                           "batch 256, 2 epochs, shift augmentation 0 px")
     epochs = epoch_lines(r)
     assert len(epochs) == 2
@@ -190,10 +190,10 @@ def test_overrides_are_used_and_reported(mnist_dir):
                           "batch 50, 1 epoch, shift augmentation 0 px")
     assert len(epoch_lines(r)) == 1
     reported_accuracy(r)
-    r = run_cli("train", "--data", d, "--recipe", "seed", "--epochs", "1", "--augment",
+    r = run_cli("train", "--data", d, "--recipe", "tutorial", "--epochs", "1", "--augment",
                 "--optimizer", "adam")
     assert r.code == 0, r.err
-    assert r.lines[0] == ("Training mlp (seed recipe) on 300 images: adam, lr 0.001, "
+    assert r.lines[0] == ("Training mlp (tutorial recipe) on 300 images: adam, lr 0.001, "
                           "batch 256, 1 epoch, shift augmentation 2 px")
 
 
@@ -339,6 +339,9 @@ def test_predict_blank_image_only(digit_images):
     ["train", "--lr", "fast"],
     ["train", "--model", "foo"],
     ["train", "--recipe", "best"],
+    ["train", "--recipe", "bogus"],
+    ["train", "--epochs", "501"],
+    ["train", "--epochs", "1.5"],
     ["train", "--optimizer", "rmsprop"],
     ["train", "--bogus"],
     ["evaluate"],
@@ -357,7 +360,7 @@ def test_bad_arguments_exit_2_in_a_real_process():
     r = run_process("train", "--epochs", "0")
     assert r.code == 2
     assert r.err.startswith("usage: digitnet train")
-    assert "--epochs: 0 must be at least 1" in r.err
+    assert "argument --epochs: must be a whole number from 1 to 500, not '0'" in r.err
 
 
 def test_negative_seed_is_a_usage_error():
@@ -456,7 +459,7 @@ def test_train_data_dir_missing_a_file_is_one_line_error(mnist_dir, tmp_path):
 def test_train_batch_larger_than_training_set_is_one_line_error():
     # exit 1, not 2: whether a batch size fits depends on the data (--data DIR may hold 60,000)
     r = run_cli("train", "--batch-size", "9000", "--epochs", "1")
-    assert_one_line_error(r, "--batch-size 9000", "8000")
+    assert_one_line_error(r, "--batch-size", "9000", "8000")
     assert "Epoch:" not in r.out
 
 

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-import digitnet.conv as conv_module
+from digitnet import backend
 from digitnet.conv import Conv2D, Flatten, MaxPool2D, Reshape
 from digitnet.layers import Layer, Linear, ReLU, build_layer
 
@@ -78,11 +78,13 @@ def rename_params(layers):
     return layers
 
 
-@pytest.fixture(params=[False, True], ids=["matmul", "einsum"])
-def product_path(request, monkeypatch):
-    """Run a test with Conv2D's matmul (BLAS) path and with its einsum (Pyodide) path."""
-    monkeypatch.setattr(conv_module, "USE_EINSUM", request.param)
-    return request.param
+@pytest.fixture(params=backend.NAMES)
+def product_path(request):
+    """Run a test with each matrix-product backend (sgemm only where scipy imports)."""
+    if not backend.available(request.param):
+        pytest.skip(f"backend {request.param} is not available")
+    with backend.use(request.param):
+        yield request.param
 
 
 # ---------------------------------------------------------------- forward vs oracle

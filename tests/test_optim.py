@@ -91,6 +91,48 @@ def test_updates_keep_float32():
         assert params[0].value.dtype == np.float32
 
 
+class Float32Only(np.ndarray):
+    """A float32 array that fails any operation taking or giving float64 (a promotion an
+    in-place ``value -= update`` would hide by casting back)."""
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        outs = kwargs.get("out", ())
+        for x in inputs + tuple(outs):
+            if getattr(x, "dtype", None) == np.float64:
+                raise AssertionError(f"{ufunc.__name__} got a float64 operand")
+        plain = [x.view(np.ndarray) if isinstance(x, Float32Only) else x for x in inputs]
+        if outs:
+            kwargs["out"] = tuple(o.view(np.ndarray) if isinstance(o, Float32Only) else o
+                                  for o in outs)
+        result = getattr(ufunc, method)(*plain, **kwargs)
+        if getattr(result, "dtype", None) == np.float64:
+            raise AssertionError(f"{ufunc.__name__} gave a float64 result")
+        return outs[0] if outs else result
+
+
+def test_float64_control_is_caught():
+    a = np.ones(3, np.float32).view(Float32Only)
+    with pytest.raises(AssertionError):
+        a * np.float64(0.5)
+
+
+@pytest.mark.parametrize("make", [lambda ps: SGD(ps, lr=0.1), lambda ps: SGD(ps, lr=0.1, momentum=0.9),
+                                  lambda ps: Adam(ps, lr=0.1)], ids=["sgd", "momentum", "adam"])
+def test_updates_never_compute_in_float64(make):
+    """Every array the step touches is float32, with a learning rate set as the cosine
+    schedule sets it (a numpy float64 there would promote each update)."""
+    from digitnet.train import cosine_lr
+    rng = np.random.default_rng(0)
+    params = [Param(rng.standard_normal((3, 4)).astype(np.float32).view(Float32Only), "W")]
+    opt = make(params)
+    for epoch in range(3):
+        opt.lr = cosine_lr(0.1, epoch, 3)
+        assert type(opt.lr) is float
+        params[0].grad[...] = rng.standard_normal((3, 4)).astype(np.float32)
+        opt.step()
+    assert params[0].value.dtype == np.float32 and np.isfinite(params[0].value).all()
+
+
 def test_non_positive_learning_rate_is_rejected():
     for cls in (SGD, Adam):
         with pytest.raises(ValueError):

@@ -89,11 +89,11 @@ def test_mnist_digits_pass_through_almost_unchanged():
     assert np.abs(again - x).mean() < 0.02
 
 
-def test_rendered_mnist_digits_keep_their_accuracy(seed_mlp):
+def test_rendered_mnist_digits_keep_their_accuracy(tutorial_mlp):
     """Real held-out digits scaled, moved anywhere, noisy, either polarity: preprocessing
     must recover MNIST's framing well enough that accuracy barely drops."""
     ds = data.load_bundle()
-    model, _ = seed_mlp
+    model, _ = tutorial_mlp
     rng = np.random.default_rng(0)
     x, y = ds.x_test[::4], ds.y_test[::4]
     rendered = np.array([to_mnist(render(d, rng)).reshape(784) for d in x])

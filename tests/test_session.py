@@ -1,12 +1,11 @@
-"""The browser worker's Python glue (digitnet.session), run in CPython."""
-import json
-
+"""A training run in time slices, evaluation and model checks (digitnet.session), and the
+training settings they accept (digitnet.recipes)."""
 import numpy as np
 import pytest
 
-from digitnet import ModelFileError, data, dumps, layers, mlp
-from digitnet.session import (TrainingSession, blas_matmul, check_model, describe,
-                              evaluate_model, recipe_for)
+from digitnet import ModelFileError, backend, data, dumps, mlp
+from digitnet.recipes import LIMITS, RECIPES, SettingError, page_spec, recipe_for
+from digitnet.session import TrainingSession, check_model, describe, evaluate_model
 
 
 @pytest.fixture(scope="module")
@@ -18,31 +17,61 @@ def small():
 
 # ---- settings
 
-def test_presets_fill_the_recipe():
-    tutorial = recipe_for({"preset": "tutorial"})
+def test_recipes_fill_the_settings():
+    tutorial = recipe_for({"recipe": "tutorial"})
     assert (tutorial.optimizer, tutorial.lr, tutorial.batch_size, tutorial.epochs) == ("sgd", 1e-3, 256, 5)
-    assert recipe_for({"preset": "best"}).optimizer == "adam"
-    r = recipe_for({"preset": "best", "epochs": 3, "batch_size": 32, "lr": 0.01,
-                    "optimizer": "sgd", "augment": False})
-    assert (r.epochs, r.batch_size, r.lr, r.optimizer, r.augment_shift) == (3, 32, 0.01, "sgd", 0)
+    assert recipe_for({}) == RECIPES[("mlp", "default")]
+    assert recipe_for({"model": "cnn", "recipe": "tutorial"}) == RECIPES[("cnn", "tutorial")]
+    r = recipe_for({"recipe": "default", "epochs": 3, "batch_size": 32, "lr": 0.01,
+                    "optimizer": "sgd", "augment": False, "seed": 4})
+    assert (r.epochs, r.batch_size, r.lr, r.optimizer, r.augment_shift, r.seed) == (3, 32, 0.01, "sgd", 0, 4)
 
 
 @pytest.mark.parametrize("field, value", [
-    ("epochs", 0), ("epochs", 1.5), ("epochs", -2), ("batch_size", 0), ("batch_size", 8001),
-    ("lr", 0), ("lr", -1), ("lr", 10.5), ("lr", float("nan")), ("optimizer", "rmsprop"),
-    ("preset", "fast")])
+    ("epochs", 0), ("epochs", 1.5), ("epochs", -2), ("epochs", LIMITS["epochs"]["max"] + 1),
+    ("epochs", True), ("batch_size", 0), ("batch_size", 8001), ("lr", 0), ("lr", -1),
+    ("lr", 10.5), ("lr", float("nan")), ("lr", "fast"), ("optimizer", "rmsprop"),
+    ("recipe", "seed"), ("recipe", "best"), ("model", "rnn"), ("augment", "yes"), ("seed", -1),
+    ("preset", "tutorial")])
 def test_invalid_settings_name_the_field(field, value):
-    with pytest.raises(ValueError, match=field):
-        recipe_for({field: value})
+    with pytest.raises(SettingError, match=f"^{field}: ") as e:
+        recipe_for({field: value}, n_train=8000)
+    assert e.value.field == field
+
+
+def test_limits_are_the_edges_of_what_is_accepted():
+    top = LIMITS["epochs"]["max"]
+    assert recipe_for({"epochs": top}).epochs == top
+    assert recipe_for({"lr": LIMITS["lr"]["max"]}).lr == LIMITS["lr"]["max"]
+    assert recipe_for({"batch_size": 8000}, n_train=8000).batch_size == 8000
+    assert recipe_for({"batch_size": 9000}).batch_size == 9000   # no data known: no upper bound
+
+
+def test_page_spec_lists_every_recipe_with_its_settings():
+    spec = page_spec()
+    assert spec["models"] == ["cnn", "mlp"] and spec["optimizers"] == ["sgd", "adam"]
+    assert spec["limits"] is LIMITS
+    for (model, name), r in RECIPES.items():
+        assert spec["recipes"][model][name] == {"epochs": r.epochs, "batch_size": r.batch_size,
+                                                "lr": r.lr, "optimizer": r.optimizer,
+                                                "augment": r.augment_shift > 0}
+
+
+def test_a_recipe_init_the_model_cannot_use_is_refused():
+    from digitnet.recipes import model_and_optimizer
+    with pytest.raises(ValueError, match="init"):
+        model_and_optimizer(RECIPES[("cnn", "default")].with_overrides(init="uniform"))
+    he = model_and_optimizer(RECIPES[("mlp", "tutorial")].with_overrides(init="he"))[0]
+    assert he.layers[0].init == "he"
 
 
 # ---- session
 
 def test_session_steps_to_the_end_with_epoch_records(small):
-    s = TrainingSession(small, {"preset": "best", "epochs": 2, "batch_size": 50})
+    s = TrainingSession(small, {"recipe": "default", "epochs": 2, "batch_size": 50})
     reports = []
     while s.state == "running":
-        reports.append(json.loads(s.step_json(0.02)))
+        reports.append(s.step(0.02))
     assert s.state == "done"
     epochs = [e for r in reports for e in r["epochs"]]
     assert [e["epoch"] for e in epochs] == [0, 1]
@@ -66,7 +95,7 @@ def test_session_steps_to_the_end_with_epoch_records(small):
 
 
 def test_stop_keeps_a_usable_partly_trained_model(small):
-    s = TrainingSession(small, {"preset": "best", "epochs": 5, "batch_size": 25})
+    s = TrainingSession(small, {"recipe": "default", "epochs": 5, "batch_size": 25})
     r = s.step(0.0)  # one batch
     assert r["batches"] == 1 and s.state == "running"
     s.stop()
@@ -78,7 +107,7 @@ def test_stop_keeps_a_usable_partly_trained_model(small):
 
 
 def test_divergence_is_reported_not_raised(small):
-    s = TrainingSession(small, {"preset": "tutorial", "optimizer": "sgd", "lr": 9, "epochs": 1})
+    s = TrainingSession(small, {"recipe": "tutorial", "optimizer": "sgd", "lr": 9, "epochs": 1})
     while s.state == "running":
         s.step(0.05)
     assert s.state == "diverged"
@@ -87,45 +116,37 @@ def test_divergence_is_reported_not_raised(small):
         s.results()
 
 
-def test_session_restores_numpy_matmul_between_slices(small):
+def test_session_uses_its_backend_only_inside_slices(small, monkeypatch):
     calls = []
 
     def counting(a, b):
         calls.append(1)
         return np.matmul(a, b)
 
-    s = TrainingSession(small, {"preset": "best", "epochs": 1, "batch_size": 100}, matmul=counting)
+    original = backend.product
+    monkeypatch.setattr(backend, "product",
+                        lambda name: counting if name == "counting" else original(name))
+    s = TrainingSession(small, {"recipe": "default", "epochs": 1, "batch_size": 100}, "counting")
     s.step(0.0)
-    assert calls and layers._matmul is np.matmul
+    assert calls and backend.current() == backend.DEFAULT
+    n = len(calls)
+    s.model.predict_proba(small.x_test[:2])   # outside a slice: the default product
+    assert len(calls) == n
 
 
-# ---- BLAS matmul
-
-def test_blas_matmul_matches_numpy_without_copies():
-    pytest.importorskip("scipy")
-    mm = blas_matmul()
-    rng = np.random.default_rng(0)
-    a = rng.random((37, 53), dtype=np.float32)
-    b = rng.random((53, 29), dtype=np.float32)
-    cases = [(a, b), (np.asfortranarray(a), b), (a, np.asfortranarray(b)),
-             (np.ascontiguousarray(a.T).T, np.ascontiguousarray(b.T).T),  # transposed views
-             (a[:, :20], b[:20]),                                          # non-contiguous
-             (a[:1], b)]                                                   # one row (predict)
-    for x, y in cases:
-        got = mm(x, y)
-        want = x.astype(np.float64) @ y.astype(np.float64)
-        assert got.shape == want.shape and got.dtype == np.float32 and got.flags.c_contiguous
-        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
-    # float64 (gradient checks) and 1-D operands fall back to numpy.
-    np.testing.assert_array_equal(mm(a.astype(np.float64), b.astype(np.float64)),
-                                  a.astype(np.float64) @ b.astype(np.float64))
+def test_a_batch_larger_than_the_data_is_refused(small):
+    with pytest.raises(SettingError, match="batch_size"):
+        TrainingSession(small, {"batch_size": len(small.x_train) + 1})
+    with pytest.raises(SettingError, match="batch_size"):   # the recipe's own 256 > 200
+        TrainingSession(data.Dataset(small.x_train[:200], small.y_train[:200],
+                                     small.x_test, small.y_test), {"recipe": "tutorial"})
 
 
 def test_training_with_blas_matches_numpy(small):
     pytest.importorskip("scipy")
     runs = []
-    for mm in (None, blas_matmul()):
-        s = TrainingSession(small, {"preset": "tutorial", "epochs": 1}, matmul=mm)
+    for name in (None, "sgemm"):
+        s = TrainingSession(small, {"recipe": "tutorial", "epochs": 1}, name)
         while s.state == "running":
             s.step(1.0)
         runs.append([p.value for p in s.model.parameters()])
@@ -178,45 +199,3 @@ def test_backward_without_input_grad_gives_the_same_parameter_grads():
             grads.append([p.grad.copy() for p in m.parameters()])
         for a, b in zip(*grads):
             np.testing.assert_array_equal(a, b)
-
-
-def test_conv_products_use_an_installed_matmul_even_in_pyodide_mode(monkeypatch):
-    """conv.py uses einsum in Pyodide (numpy there has no BLAS), but once training installs
-    scipy's sgemm through layers.set_matmul the conv products go through it too."""
-    from digitnet import cnn, conv
-
-    monkeypatch.setattr(conv, "USE_EINSUM", True)
-    rng = np.random.default_rng(0)
-    x = rng.random((3, 784)).astype(np.float32)
-    d = rng.standard_normal((3, 10)).astype(np.float32)
-    outs = []
-    for fn in (None, "counting"):
-        calls = []
-
-        def counting(a, b):
-            calls.append(a.shape)
-            return np.matmul(a, b)
-
-        m = cnn(seed=2)
-        layers.set_matmul(counting if fn else None)
-        try:
-            m.zero_grad()
-            logits = m.logits(x, training=True)
-            m.backward(d)
-        finally:
-            layers.set_matmul()
-        conv_calls = [s for s in calls if s[0] in (16, 32) or s[1] in (16 * 25, 32 * 25) or s[0] == 25]
-        assert bool(conv_calls) == bool(fn)
-        outs.append((logits, [p.grad.copy() for p in m.parameters()]))
-    np.testing.assert_allclose(outs[0][0], outs[1][0], rtol=1e-4, atol=1e-5)
-    for a, b in zip(outs[0][1], outs[1][1]):
-        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
-
-
-def test_without_scipy_there_is_no_blas_matmul_and_training_uses_numpy(monkeypatch, small):
-    import sys
-    monkeypatch.setitem(sys.modules, "scipy.linalg.blas", None)  # import fails
-    assert blas_matmul() is None
-    s = TrainingSession(small, {"preset": "tutorial", "epochs": 1}, matmul=blas_matmul())
-    s.step(0.0)
-    assert s.state == "running" and layers.matmul_is_default()

@@ -5,6 +5,7 @@ import pytest
 from digitnet import data
 from digitnet.model import mlp
 from digitnet.optim import SGD, Adam
+from digitnet.recipes import get_recipe
 from digitnet.train import TrainingDiverged, evaluate, fit
 
 
@@ -13,9 +14,9 @@ def bundle():
     return data.load_bundle()
 
 
-def test_seed_recipe_learns(bundle, seed_mlp):
+def test_tutorial_recipe_learns(bundle, tutorial_mlp):
     """The tutorial's setup with correct maths reaches ~90% after its 5 epochs."""
-    model, history = seed_mlp
+    model, history = tutorial_mlp
     assert len(history.epochs) == 5
     assert history.epochs[-1]["loss"] < 0.5 * history.epochs[0]["loss"]
     assert history.epochs[-1]["val_accuracy"] >= 0.88
@@ -89,6 +90,21 @@ def test_cosine_schedule_decays_the_learning_rate(bundle):
     fit(model, bundle.x_train[:64], bundle.y_train[:64], opt, epochs=4, batch_size=64,
         lr_schedule="cosine", on_epoch=lambda r: lrs.append(opt.lr))
     assert lrs == pytest.approx([0.1, 0.1 * (1 + np.cos(np.pi / 4)) / 2, 0.05, 0.1 * (1 + np.cos(3 * np.pi / 4)) / 2])
+    assert all(type(lr) is float for lr in lrs)  # a numpy float64 would promote float32 updates
+
+
+def test_a_recipe_trains_in_float32_end_to_end(bundle):
+    """Parameters, gradients and Adam's moments stay float32 through a cosine-scheduled run."""
+    from digitnet.recipes import model_and_optimizer
+    from digitnet.train import training_steps
+    recipe = get_recipe("mlp", "default")
+    model, opt = model_and_optimizer(recipe)
+    for _ in training_steps(model, bundle.x_train[:256], bundle.y_train[:256], opt, epochs=2,
+                            batch_size=128, lr_schedule="cosine"):
+        pass
+    arrays = [a for p in model.parameters() for a in (p.value, p.grad)] + opt.m + opt.v
+    assert {a.dtype for a in arrays} == {np.dtype(np.float32)}
+    assert type(opt.lr) is float
 
 
 @pytest.mark.parametrize("kwargs", [dict(epochs=0, batch_size=10), dict(epochs=1, batch_size=0),

@@ -7,10 +7,10 @@
 file with it.) It builds dist/ if needed and measures, each figure the median (min, max)
 of several repetitions:
 
-- matmul GFLOP/s, float32, at the seed MLP's training shapes (digitnet.bench): CPython
+- matmul GFLOP/s, float32, at the tutorial MLP's training shapes (digitnet.bench): CPython
   numpy (all cores, one thread), the page's numpy (no BLAS) and its lazily loaded scipy
   sgemm -- the limits training is bound by;
-- training throughput of the seed MLP and CNN on each path, with its ratio to the
+- training throughput of the tutorial MLP and CNN on each path, with its ratio to the
   matmul-bound limit (matmul rate / FLOPs per example, from the layer shapes);
 - the page (tools/bench_page.py): cold and warm load times and bytes, stroke-to-
   probabilities latency, the worker's memory while training, the training panel;
@@ -106,7 +106,7 @@ def cpython_measurements(quick: bool) -> dict:
         limit, epochs = TRAIN_SIZES[model][mode]
         out[f"train_{model}"] = paired_runs(
             lambda: bench.matmul_gflops(batch=256, repeats=REPS["matmul_cpython"][q]),
-            lambda: bench.training_throughput(model, "seed", epochs=epochs, repeats=1, limit=limit),
+            lambda: bench.training_throughput(model, "tutorial", epochs=epochs, repeats=1, limit=limit),
             model, REPS["train"][q])
     out["matmul"] = summary(out["train_mlp"]["matmul_bursts_gflops"] + out["train_cnn"]["matmul_bursts_gflops"])
     return out

@@ -24,7 +24,7 @@ TRAIN_SIZES = {
     "cnn": {"full": (2000, 1), "quick": (256, 1)},
 }
 MEMORY_RUN = {"full": (None, 10), "quick": (256, 10)}  # (limit, epochs)
-PANEL_EPOCHS = (10, 1)  # the training panel's run of the seed MLP on all 8,000 digits
+PANEL_EPOCHS = (10, 1)  # the training panel's run of the tutorial MLP on all 8,000 digits
 KINDS = ("wasm", "js", "python", "data", "model", "other")  # bytes on the wire, by kind of file
 
 

@@ -127,7 +127,13 @@ BENCH_CALL = """async (args) => {
 }"""
 
 
+# The report's "numpy" path is the page without BLAS: its default product, einsum.
+PAGE_BACKEND = {"numpy": "einsum", "sgemm": "sgemm"}
+
+
 def worker_bench(worker, op: str, **opts) -> dict:
+    if "path" in opts:
+        opts["path"] = PAGE_BACKEND[opts["path"]]
     return worker.evaluate(BENCH_CALL, {"op": op, **opts})
 
 
@@ -152,7 +158,7 @@ def measure_latency(page, n: int) -> dict:
 
 
 def measure_training_panel(page, epochs: int) -> dict:
-    """Train the seed MLP with the page's own training panel (tutorial preset, `epochs`
+    """Train the tutorial MLP with the page's own training panel (tutorial recipe, `epochs`
     epochs, the whole training split) and read what it records (window.digitnetTraining):
     the worker's heap after each epoch, the longest main-thread task, the matmul engine."""
     worker = page_worker(page)
@@ -268,8 +274,8 @@ def _page_runs(browser, base_url: str, counter: ByteCounter, mode: str, q: int) 
     path = "sgemm" if out["scipy"]["available"] else "numpy"
     memory["heap_bytes_after_scipy"] = worker_bench(worker, "memory")["heapBytes"] if path == "sgemm" else None
     limit, epochs = MEMORY_RUN[mode]
-    log(f"page: worker memory over {epochs} epochs of the seed MLP ({path})")
-    mem = worker_bench(worker, "train_memory", path=path, model="mlp", recipe="seed",
+    log(f"page: worker memory over {epochs} epochs of the tutorial MLP ({path})")
+    mem = worker_bench(worker, "train_memory", path=path, model="mlp", recipe="tutorial",
                        epochs=epochs, limit=limit)["result"]
     memory.update({"path": path, "examples": mem.get("examples"), "epochs": mem["epochs"],
                    "heap_bytes_before_training": mem["heap_before"],
@@ -292,7 +298,7 @@ def _page_runs(browser, base_url: str, counter: ByteCounter, mode: str, q: int) 
             compute[f"train_{model}_{pth}"] = paired_runs(
                 lambda: worker_bench(worker, "matmul", path=pth, batch=256,
                                      repeats=REPS[f"matmul_{pth}"][q])["result"],
-                lambda: worker_bench(worker, "train", path=pth, model=model, recipe="seed",
+                lambda: worker_bench(worker, "train", path=pth, model=model, recipe="tutorial",
                                      epochs=epochs, repeats=1, limit=limit)["result"],
                 model, REPS["train"][q])
         compute[f"matmul_{pth}"] = summary(compute[f"train_mlp_{pth}"]["matmul_bursts_gflops"]
@@ -307,7 +313,7 @@ def _page_runs(browser, base_url: str, counter: ByteCounter, mode: str, q: int) 
     page.reload()
     wait_ready(page, READY_TIMEOUT_MS)
     epochs = PANEL_EPOCHS[q]
-    log(f"page: training panel, seed MLP, {epochs} epochs")
+    log(f"page: training panel, tutorial MLP, {epochs} epochs")
     out["panel"] = _try(lambda: measure_training_panel(page, epochs))
     context.close()
     return out

@@ -26,7 +26,7 @@ def assemble(cpy: dict, pg: dict, meta: dict) -> dict:
     flops = {}
     for model in ("mlp", "cnn"):
         flops[model] = cn[f"train_{model}"]["flops_per_example"]
-        entry = {"recipe": "seed", "batch_size": cn[f"train_{model}"]["batch_size"],
+        entry = {"recipe": "tutorial", "batch_size": cn[f"train_{model}"]["batch_size"],
                  "flops_per_example": flops[model]}
         for name, res, mm in (("cpython_numpy", cn[f"train_{model}"], cn["matmul"]),
                               ("cpython_numpy_1thread", c1[f"train_{model}"], c1["matmul"]),
@@ -77,9 +77,9 @@ def targets(r: dict) -> list[dict]:
          "{:.2f} MB", load["bytes_cold_with_offline_cache"]["total"] <= 20e6),
         ("stroke end → probabilities, median", "≤ 30 ms", lat["median"], "{:.1f} ms", lat["median"] <= 30),
         ("stroke end → probabilities, p95", "≤ 60 ms", lat["p95"], "{:.1f} ms", lat["p95"] <= 60),
-        ("seed MLP in the page, plain numpy, share of the matmul-bound limit", "≥ 70 %",
+        ("tutorial MLP in the page, plain numpy, share of the matmul-bound limit", "≥ 70 %",
          100 * t["page_numpy"]["ratio_to_limit"], "{:.0f} %", t["page_numpy"]["ratio_to_limit"] >= 0.7),
-        ("seed MLP in the page, fastest path", "≥ 3,000 examples/s", best, "{:,.0f} examples/s",
+        ("tutorial MLP in the page, fastest path", "≥ 3,000 examples/s", best, "{:,.0f} examples/s",
          best >= 3000),
         ("training panel: longest main-thread task while training", "≤ 200 ms",
          panel.get("longest_main_thread_task_ms"), "{:.0f} ms",
@@ -122,7 +122,7 @@ def panel_lines(tp) -> list[str]:
         return head + [f"Not measured: {tp['error']}", ""]
     heap = tp["heap_bytes_by_epoch"]
     return head + [
-        f"The page's own Train button: seed MLP, tutorial preset, {tp['epochs']} "
+        f"The page's own Train button: tutorial MLP, tutorial recipe, {tp['epochs']} "
         f"epoch{'s' if tp['epochs'] != 1 else ''} of the "
         f"8,000 training digits, {tp['matmul']} products, charts and log live "
         f"({tp['wall_s']:.1f} s from the click to the test accuracy).",
@@ -173,7 +173,7 @@ def markdown(r: dict) -> str:
         "",
         "## Matrix product (the limit)",
         "",
-        f"float32, the seed MLP's six training matmuls at batch {mm['batch']} "
+        f"float32, the tutorial MLP's six training matmuls at batch {mm['batch']} "
         "(`digitnet.bench.matmul_gflops`), GFLOP/s; median (min–max) over bursts (each the "
         "median of a few repetitions, ~1 s), one burst before each training run below:",
         "",
@@ -184,7 +184,7 @@ def markdown(r: dict) -> str:
         "",
         "## Training throughput",
         "",
-        "Examples/s of `digitnet.bench.training_throughput` (seed recipe: SGD, no augmentation; "
+        "Examples/s of `digitnet.bench.training_throughput` (tutorial recipe: SGD, no augmentation; "
         "whole epochs incl. shuffling and bookkeeping, validation excluded). Effective GFLOP/s = "
         "examples/s × FLOPs per example, the products training performs: forward, and "
         "backward dW and dx except the first layer's dx, which training skips (MLP "
@@ -199,7 +199,7 @@ def markdown(r: dict) -> str:
         "| model (batch, examples × epochs) | path | examples/s | effective GFLOP/s | matmul-bound limit (examples/s) | % of limit |",
         "|---|---|---|---|---|---|",
     ]
-    for key, name in (("mlp_seed", "seed MLP"), ("cnn_seed", "seed CNN")):
+    for key, name in (("mlp_seed", "tutorial MLP"), ("cnn_seed", "tutorial CNN")):
         e = t[key]
         for path in PATHS:
             label = LABELS[path]
@@ -218,7 +218,7 @@ def markdown(r: dict) -> str:
                     default=None)
     lines += [
         "",
-        f"CPython (all cores) trains the seed MLP "
+        f"CPython (all cores) trains the tutorial MLP "
         f"{ratio(mlp['cpython_numpy']['examples_per_s']['median'], best_page):.1f}× as fast as the "
         f"page's fastest path ({ratio(mlp['cpython_numpy_1thread']['examples_per_s']['median'], best_page):.1f}× "
         "on one thread). On this shared machine, multi-threaded OpenBLAS suffers most from other "
@@ -275,7 +275,7 @@ def markdown(r: dict) -> str:
         "## Worker memory",
         "",
         "The page worker's WebAssembly heap (`HEAPU8.length`; it only grows, so this is the "
-        f"high-water mark), training the seed MLP with digitnet's `fit` in the page's worker "
+        f"high-water mark), training the tutorial MLP with digitnet's `fit` in the page's worker "
         f"({mem['path']} path, {mem['examples']:,} examples per epoch, tracemalloc on during "
         "training). The heap reported after loading the data already holds the training's "
         "working set, so the live bytes are the leak indicator: they should not grow per epoch.",

@@ -178,13 +178,13 @@ def test_choice_survives_reload(cp):
 
 
 def test_cnn_trained_in_the_page_is_selectable(cp):
-    """One short CNN run in the training panel (the best recipe cut to 1 epoch), then the
+    """One short CNN run in the training panel (the default recipe cut to 1 epoch), then the
     pad's selector lists the new model and uses it."""
     note = cp.get_by_test_id("cnn-note")
     assert note.is_hidden()  # only shown for the CNN
     cp.select_option("#t-model", "cnn")
     assert note.is_visible() and "epochs" in note.inner_text()
-    cp.select_option("#t-preset", "best")
+    cp.select_option("#t-preset", "default")
     cp.fill("#t-epochs", "1")
     cp.evaluate("document.querySelector('#train').dataset.outcome = ''")
     cp.get_by_test_id("train").click()

@@ -40,8 +40,8 @@ def tp(browser, base_url):
     context.close()
 
 
-def settings(page, preset="tutorial", **fields):
-    page.select_option("#t-preset", preset)
+def settings(page, recipe="tutorial", **fields):
+    page.select_option("#t-preset", recipe)
     ids = {"epochs": "#t-epochs", "batch_size": "#t-batch", "lr": "#t-lr"}
     for name, value in fields.items():
         if name == "optimizer":
@@ -87,13 +87,13 @@ def test_invalid_inputs_are_refused(tp):
              ("#t-lr", ["0", "-0.1", "11", "abc", ""])]
     for field, values in cases:
         for value in values:
-            settings(tp, "best")
+            settings(tp, "default")
             tp.fill(field, value)
             assert train.is_disabled(), f"{field}={value!r} accepted"
             message = tp.inner_text(f"{field}-error")
             assert message.strip(), f"no message next to {field} for {value!r}"
             assert tp.get_attribute(field, "aria-invalid") == "true"
-    settings(tp, "best")  # the preset refills every field with valid values
+    settings(tp, "default")  # the recipe refills every field with valid values
     assert train.is_enabled()
     assert all(not tp.inner_text(f"{f}-error").strip() for f, _ in cases)
     assert tp.input_value("#t-lr") == "0.002" and tp.input_value("#t-epochs") == "30"
@@ -138,7 +138,7 @@ def test_training_packages_are_cached_on_first_use(tp):
 
 
 def test_stop_mid_run_keeps_a_usable_model_and_the_pad_works_meanwhile(tp):
-    settings(tp, "best", epochs=30, batch_size=16)
+    settings(tp, "default", epochs=30, batch_size=16)
     start_run(tp)
     tp.wait_for_function(
         "() => Number(document.querySelector('[data-testid=chart-batches]').dataset.points) >= 2")

@@ -8,15 +8,15 @@ const $ = (sel, root = document) => root.querySelector(sel);
 const root = document.documentElement;
 const N_TRAIN = 8000;
 
-// Mirrors digitnet.recipes: "tutorial" = the seed recipe, "best" = the default recipe.
+// Mirrors digitnet.recipes (the recipes "tutorial" and "default").
 const PRESETS = {
   mlp: {
     tutorial: { epochs: 5, batch_size: 256, lr: 0.001, optimizer: "sgd", augment: false },
-    best: { epochs: 30, batch_size: 128, lr: 0.002, optimizer: "adam", augment: true },
+    default: { epochs: 30, batch_size: 128, lr: 0.002, optimizer: "adam", augment: true },
   },
   cnn: {
     tutorial: { epochs: 5, batch_size: 256, lr: 0.001, optimizer: "sgd", augment: false },
-    best: { epochs: 30, batch_size: 64, lr: 0.001, optimizer: "adam", augment: true },
+    default: { epochs: 30, batch_size: 64, lr: 0.001, optimizer: "adam", augment: true },
   },
 };
 
@@ -179,7 +179,7 @@ function fillPreset() {
 function settings() {
   const f = els.form.elements;
   return {
-    model: f.model.value, preset: f.preset.value, epochs: Number(f.epochs.value),
+    model: f.model.value, recipe: f.preset.value, epochs: Number(f.epochs.value),
     batch_size: Number(f.batch_size.value), lr: Number(f.lr.value), optimizer: f.optimizer.value,
     augment: f.augment.checked,
   };
@@ -306,7 +306,7 @@ async function train() {
     els.log.textContent += `${els.log.textContent ? "\n" : ""}Stopped at ${(examples / N_TRAIN).toFixed(2)} epochs.`;
   }
   renderResults(r);
-  const name = `${chosen.model.toUpperCase()} · ${chosen.preset} · ` +
+  const name = `${chosen.model.toUpperCase()} · ${chosen.recipe} · ` +
     (result.state === "stopped" ? `stopped at ${(examples / N_TRAIN).toFixed(1)} of ${chosen.epochs} epochs`
       : `${chosen.epochs} epoch${chosen.epochs === 1 ? "" : "s"}`);
   try {

@@ -51,14 +51,22 @@ def matmul_gflops(batch: int = 256, repeats: int = 5, matmul=np.matmul) -> dict:
     return summary(rates)
 
 
+def subset(ds: data.Dataset, limit: int | None, n_test: int | None = 200) -> data.Dataset:
+    """About ``limit`` training digits (every k-th: the bundle is grouped by class, so a
+    strided subset keeps every class) and the first ``n_test`` test digits (None: all).
+    No limit: ``ds`` itself."""
+    if not limit:
+        return ds
+    step = max(1, len(ds.x_train) // int(limit))
+    return data.Dataset(ds.x_train[::step], ds.y_train[::step], ds.x_test[:n_test], ds.y_test[:n_test])
+
+
 def training_throughput(model: str = "mlp", recipe: str = "default", epochs: int = 2,
-                        repeats: int = 3, limit: int | None = None, **overrides) -> dict:
-    """Examples per second of ``fit`` for a recipe on the bundled training split."""
-    ds = data.load_bundle()
-    if limit:
-        # The bundle is grouped by class: a strided subset keeps every class.
-        step = max(1, len(ds.x_train) // limit)
-        ds = data.Dataset(ds.x_train[::step], ds.y_train[::step], ds.x_test[:200], ds.y_test[:200])
+                        repeats: int = 3, limit: int | None = None,
+                        dataset: data.Dataset | None = None, **overrides) -> dict:
+    """Examples per second of ``fit`` for a recipe on the bundled training split (or
+    ``dataset``), cut to about ``limit`` examples if given."""
+    ds = subset(dataset if dataset is not None else data.load_bundle(), limit)
     r = get_recipe(model, recipe).with_overrides(epochs=epochs, **overrides)
     rates = []
     for _ in range(repeats):
@@ -78,7 +86,7 @@ def main(argv=None) -> None:
         "python": sys.version.split()[0], "numpy": np.__version__, "machine": platform.machine(),
         "matmul_gflops_f32_batch256": matmul_gflops(repeats=5 * args.repeats),
         "mlp_default_examples_per_s": training_throughput("mlp", "default", repeats=args.repeats),
-        "mlp_seed_examples_per_s": training_throughput("mlp", "seed", repeats=args.repeats),
+        "mlp_tutorial_examples_per_s": training_throughput("mlp", "tutorial", repeats=args.repeats),
     }
     if args.cnn:
         results["cnn_default_examples_per_s"] = training_throughput("cnn", "default", epochs=1,

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import numpy as np
 
 from . import data
 from .model import ModelFileError, load, save
-from .recipes import RECIPES, get_recipe
+from .recipes import (AUGMENT_SHIFT, MODEL_NAMES, OPTIMIZER_NAMES, RECIPE_NAMES, SettingError,
+                      check_setting, recipe_for)
 from .train import TrainingDiverged, evaluate, fit_recipe
 
 
@@ -21,27 +21,15 @@ class CLIError(Exception):
     """A user-facing failure: printed as one line, exit status 1."""
 
 
-def int_at_least(minimum: int):
-    """An argparse type: an integer no smaller than ``minimum``."""
-    def parse(text: str) -> int:
+def setting(field: str):
+    """An argparse type checking a training setting against `recipes.LIMITS`."""
+    def parse(text: str):
         try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"{text} must be at least {minimum}")
-        return value
+            return check_setting(field, text)
+        except SettingError as e:
+            raise argparse.ArgumentTypeError(e.reason) from None
+    parse.__name__ = field  # argparse names the type in some messages
     return parse
-
-
-def learning_rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 < value <= 10:
-        raise argparse.ArgumentTypeError(f"{text} must be greater than 0 and at most 10")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,16 +38,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train a network and report its test accuracy")
-    train.add_argument("--model", choices=sorted({m for m, _ in RECIPES}), default="mlp")
-    train.add_argument("--recipe", choices=sorted({r for _, r in RECIPES}), default="default",
-                       help="seed = the tutorial's setup; default = trained well")
-    train.add_argument("--epochs", type=int_at_least(1))
-    train.add_argument("--batch-size", type=int_at_least(1))
-    train.add_argument("--lr", type=learning_rate, help="learning rate")
-    train.add_argument("--optimizer", choices=["sgd", "adam"])
+    train.add_argument("--model", choices=MODEL_NAMES, default="mlp")
+    train.add_argument("--recipe", choices=RECIPE_NAMES, default="default",
+                       help="tutorial = the tutorial's setup; default = trained well")
+    train.add_argument("--epochs", type=setting("epochs"))
+    train.add_argument("--batch-size", type=setting("batch_size"))
+    train.add_argument("--lr", type=setting("lr"), help="learning rate")
+    train.add_argument("--optimizer", choices=OPTIMIZER_NAMES)
     train.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
-                       help="random shifts of up to 2 pixels")
-    train.add_argument("--seed", type=int_at_least(0))
+                       help=f"random shifts of up to {AUGMENT_SHIFT} pixels")
+    train.add_argument("--seed", type=setting("seed"), help="random seed (weights, shuffling)")
     train.add_argument("--data", metavar="DIR", help="train on the four MNIST IDX files in DIR "
                        "instead of the bundled subset")
     train.add_argument("--out", metavar="FILE", help="where to save the model (.npz)")
@@ -76,13 +64,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_train(args) -> None:
-    recipe = get_recipe(args.model, args.recipe).with_overrides(
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
-        seed=args.seed, augment_shift=None if args.augment is None else (2 if args.augment else 0))
     dataset = data.load_mnist_dir(args.data) if args.data else data.load_bundle()
-    if recipe.batch_size > len(dataset.x_train):
-        raise CLIError(f"--batch-size {recipe.batch_size} is larger than the training set "
-                       f"({len(dataset.x_train)} images)")
+    settings = {"model": args.model, "recipe": args.recipe, "epochs": args.epochs,
+                "batch_size": args.batch_size, "lr": args.lr, "optimizer": args.optimizer,
+                "augment": args.augment, "seed": args.seed}
+    try:
+        recipe = recipe_for(settings, n_train=len(dataset.x_train))
+    except SettingError as e:   # only the batch size depends on the data
+        raise CLIError(f"--{e.field.replace('_', '-')}: {e.reason}") from None
     print(f"Training {args.model} ({args.recipe} recipe) on {len(dataset.x_train):,} images: "
           f"{recipe.optimizer}, lr {recipe.lr:g}, batch {recipe.batch_size}, "
           f"{recipe.epochs} epoch{'s' if recipe.epochs != 1 else ''}, shift augmentation {recipe.augment_shift} px", flush=True)

@@ -18,9 +18,10 @@ Shapes (N = batch):
 
 Speed notes. Conv2D uses im2col with the batch as the innermost axis: the input is
 copied once into a zero-padded (C, H+2p, W+2p, N) buffer, then one slice copy per kernel
-offset (k*k of them) fills the column matrix (C*k*k, H'*W'*N), and a single matmul with
-the (F, C*k*k) weight matrix does the work (an einsum in Pyodide: see ``USE_EINSUM``). With N innermost each slice copy moves runs
-of W'*N contiguous numbers instead of W' (measured ~2x faster than an N-outer layout).
+offset (k*k of them) fills the column matrix (C*k*k, H'*W'*N), and a single product with
+the (F, C*k*k) weight matrix (`backend.matmul`) does the work. With N innermost each
+slice copy moves runs of W'*N contiguous numbers instead of W' (measured ~2x faster than
+an N-outer layout).
 col2im in backward is the same loop adding slices (``np.add.at`` is far slower). The
 output is an (N, F, H', W') *view* of an (F, H', W', N) buffer; element-wise layers and
 MaxPool2D keep that memory order, so the next Conv2D's copies stay cheap and the
@@ -31,25 +32,10 @@ goes to exactly one element even on ties.
 """
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 
-from . import layers
-from .layers import Layer, Param, matmul, register
-
-
-# Pyodide's numpy has no BLAS: its matmul is a naive dot-product loop (~1-3 GFLOP/s
-# here), while einsum's sum-of-products kernels reached ~5-7 GFLOP/s on these shapes
-# (einsum must not be given optimize=True, which routes back to matmul). With BLAS
-# (CPython) matmul is ~4-8x faster than einsum. Tests flip this flag to cover both paths.
-USE_EINSUM = sys.platform == "emscripten"
-
-
-def _einsum() -> bool:
-    """einsum for the products, unless a BLAS matmul was installed (``layers.set_matmul``,
-    e.g. scipy's sgemm while the browser trains): then that, like the dense layers."""
-    return USE_EINSUM and layers.matmul_is_default()
+from .backend import matmul
+from .layers import Layer, Param, register
 
 
 def _positive_int(value, name: str, minimum: int = 1) -> int:
@@ -134,7 +120,7 @@ class Conv2D(Layer):
         cols = cols.reshape(c * k * k, h_out * w_out * n)
         self._cols, self._x_shape = cols, x.shape
         w2 = self.W.value.reshape(self.out_channels, -1)              # (F, C*k*k)
-        y = np.einsum("fk,km->fm", w2, cols) if _einsum() else matmul(w2, cols)   # (F, H'*W'*N)
+        y = matmul(w2, cols)                                          # (F, H'*W'*N)
         y += self.b.value[:, None]
         return y.reshape(self.out_channels, h_out, w_out, n).transpose(3, 0, 1, 2)
 
@@ -146,10 +132,7 @@ class Conv2D(Layer):
         # (N, F, H', W') -> (F, H'*W'*N); free when dout is in this layer's output order.
         dy = dout.transpose(1, 2, 3, 0).reshape(f, h_out * w_out * n)
         w2, cols = self.W.value.reshape(f, -1), self._cols
-        if _einsum():
-            dw, dcols = np.einsum("fm,km->fk", dy, cols), np.einsum("fk,fm->km", w2, dy)
-        else:
-            dw, dcols = matmul(dy, cols.T), matmul(w2.T, dy)
+        dw, dcols = matmul(dy, cols.T), matmul(w2.T, dy)
         self.W.grad += dw.reshape(self.W.value.shape)
         self.b.grad += dy.sum(axis=1)
         dcols = dcols.reshape(c, k * k, h_out, w_out, n)

@@ -10,7 +10,7 @@ Contract shared by every layer (the conv layers in `conv.py` follow it too):
   (weights excluded); ``build_layer(spec)`` does the reverse.
 
 Arrays are float32 by default (speed, and half the bytes in Pyodide); gradient checks
-construct layers with ``dtype=np.float64``. Not a goal: autograd, GPUs, arbitrary graphs.
+construct layers with ``dtype=np.float64``. Matrix products go through `backend.matmul`. Not a goal: autograd, GPUs, arbitrary graphs.
 """
 from __future__ import annotations
 
@@ -18,25 +18,7 @@ import inspect
 
 import numpy as np
 
-
-_matmul = np.matmul
-
-
-def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """The matrix product every layer uses (``a @ b`` unless replaced)."""
-    return _matmul(a, b)
-
-
-def matmul_is_default() -> bool:
-    """True while ``matmul`` is numpy's (no ``set_matmul`` replacement installed)."""
-    return _matmul is np.matmul
-
-
-def set_matmul(fn=None) -> None:
-    """Swap in another matrix product, e.g. BLAS sgemm in Pyodide, whose numpy has no
-    BLAS; ``set_matmul()`` restores numpy's."""
-    global _matmul
-    _matmul = np.matmul if fn is None else fn
+from .backend import matmul
 
 
 class Param:

@@ -1,8 +1,12 @@
 """Optimisers: small classes holding state aligned with a model's parameter list.
 
-Each ``step()`` reads ``Param.grad`` and updates ``Param.value`` in place.
+Each ``step()`` reads ``Param.grad`` and updates ``Param.value`` in place. Scalars are
+Python floats, so float32 parameters are updated in float32 (a numpy float64 scalar would
+promote every update to float64).
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -26,7 +30,7 @@ class SGD:
                 v *= self.momentum
                 v += g
                 g = v
-            p.value -= self.lr * g
+            p.value -= float(self.lr) * g
 
 
 class Adam:
@@ -50,15 +54,15 @@ class Adam:
         self.t += 1
         b1, b2 = self.beta1, self.beta2
         # Fold both bias corrections into one step size (same maths, fewer array passes).
-        step = self.lr * np.sqrt(1 - b2 ** self.t) / (1 - b1 ** self.t)
-        eps_hat = self.eps * np.sqrt(1 - b2 ** self.t)
+        step = float(self.lr) * math.sqrt(1 - b2 ** self.t) / (1 - b1 ** self.t)
+        eps_hat = self.eps * math.sqrt(1 - b2 ** self.t)
         for p, m, v in zip(self.params, self.m, self.v):
             g = p.grad
             m *= b1
             m += (1 - b1) * g
             v *= b2
             v += (1 - b2) * (g * g)
-            p.value -= (step * m / (np.sqrt(v) + eps_hat)).astype(p.value.dtype, copy=False)
+            p.value -= step * m / (np.sqrt(v) + eps_hat)
 
 
 OPTIMIZERS = {"sgd": SGD, "adam": Adam}

@@ -1,128 +1,25 @@
-"""Glue between the browser's compute worker and digitnet, kept here so CPython tests it.
+"""A training run advanced a time slice at a time, and the results a page shows after it.
 
-The worker (web/worker.js) calls these functions through Pyodide; everything returned to
-JavaScript is JSON text, bytes or plain numbers. Aim: a training session the worker can
-advance a time slice at a time (so it answers other messages in between), the results a
-page shows after training, model files checked before they replace anything, and a BLAS
-matrix product for Pyodide, whose numpy has none. numpy only (scipy is optional).
-Non-goals: any DOM or JavaScript knowledge; persistence (the page stores model bytes).
+`TrainingSession` drives `train.training_steps` (the CLI's loop) in slices, so a browser
+worker can answer other messages in between; `evaluate_model` gives the test accuracy,
+confusion matrix and most confident mistakes; `check_model` vets model bytes before they
+replace anything. numpy only. Non-goals: DOM or JavaScript knowledge, persistence.
 """
 from __future__ import annotations
 
-import json
-import math
+import contextlib
 import time
 
 import numpy as np
 
-from . import layers
+from . import backend
 from .metrics import confusion_matrix
 from .model import ModelFileError, Sequential, dumps, loads
-from .recipes import Recipe, get_recipe, model_and_optimizer
+from .recipes import model_and_optimizer, recipe_for
 from .train import TrainingDiverged, training_steps
 
-# The page's preset names -> the recipe names in `recipes.RECIPES`.
-PRESETS = {"tutorial": "seed", "best": "default"}
-MAX_LR = 10.0
 N_MISTAKES = 12
 
-
-# ---------------------------------------------------------------- BLAS matrix product
-
-def blas_matmul():
-    """A float32 ``a @ b`` through scipy's BLAS ``sgemm``, or None without scipy.
-
-    No input copies for C- or F-contiguous operands (a transposed view such as ``x.T``
-    is F-contiguous: it is passed with BLAS's transpose flag instead of being copied);
-    the result is C-contiguous. Anything but two 2-D float32 arrays goes to numpy.
-    """
-    try:
-        from scipy.linalg.blas import sgemm
-    except ImportError:
-        return None
-
-    def operand(m: np.ndarray):
-        """(array sgemm reads as Fortran-ordered, trans flag) such that op(array) = m.T."""
-        if m.flags.f_contiguous:     # m.T is C-contiguous: give m, ask BLAS to transpose
-            return m, 1
-        if not m.flags.c_contiguous:
-            m = np.ascontiguousarray(m)
-        return m.T, 0                 # m.T of a C-contiguous m is F-contiguous: no copy
-
-    def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        if (a.ndim != 2 or b.ndim != 2 or a.dtype != np.float32 or b.dtype != np.float32
-                or 0 in a.shape or 0 in b.shape):
-            return np.matmul(a, b)
-        # (a @ b).T = b.T @ a.T, computed Fortran-ordered: its transpose is C-ordered a @ b.
-        x, trans_x = operand(b)
-        y, trans_y = operand(a)
-        return sgemm(1.0, x, y, trans_a=trans_x, trans_b=trans_y).T
-
-    return matmul
-
-
-class MatmulSwitch:
-    """Installs a matrix product for the duration of a ``with`` block, then restores numpy's.
-
-    Training chunks use the BLAS product; classification between chunks keeps numpy's
-    (as fast for one row, and unchanged by whether scipy loaded).
-    """
-
-    def __init__(self, fn):
-        self.fn = fn
-
-    def __enter__(self):
-        if self.fn is not None:
-            layers.set_matmul(self.fn)
-        return self
-
-    def __exit__(self, *exc):
-        if self.fn is not None:
-            layers.set_matmul()
-        return False
-
-
-# ---------------------------------------------------------------- settings
-
-def recipe_for(settings: dict) -> Recipe:
-    """The page's settings dict -> a validated Recipe; raises ValueError naming the field.
-
-    settings: model ("mlp"|"cnn"), preset ("tutorial"|"best"), epochs, batch_size, lr,
-    optimizer ("sgd"|"adam"), augment (bool). Missing keys keep the preset's value.
-    """
-    model = settings.get("model", "mlp")
-    preset = settings.get("preset", "best")
-    if preset not in PRESETS:
-        raise ValueError(f"preset: unknown preset {preset!r}; choose from {sorted(PRESETS)}")
-    base = get_recipe(model, PRESETS[preset])
-    changes = {}
-    if settings.get("epochs") is not None:
-        epochs = settings["epochs"]
-        if isinstance(epochs, bool) or not float(epochs).is_integer() or int(epochs) < 1:
-            raise ValueError("epochs: must be a positive whole number")
-        changes["epochs"] = int(epochs)
-    if settings.get("batch_size") is not None:
-        bs = settings["batch_size"]
-        if isinstance(bs, bool) or not float(bs).is_integer() or not 1 <= int(bs) <= 8000:
-            raise ValueError("batch_size: must be a whole number from 1 to 8000")
-        changes["batch_size"] = int(bs)
-    if settings.get("lr") is not None:
-        lr = float(settings["lr"])
-        if not math.isfinite(lr) or lr <= 0 or lr > MAX_LR:
-            raise ValueError(f"lr: must be greater than 0 and at most {MAX_LR:g}")
-        changes["lr"] = lr
-    if settings.get("optimizer") is not None:
-        if settings["optimizer"] not in ("sgd", "adam"):
-            raise ValueError("optimizer: must be 'sgd' or 'adam'")
-        changes["optimizer"] = settings["optimizer"]
-    if settings.get("augment") is not None:
-        changes["augment_shift"] = 2 if settings["augment"] else 0
-    if settings.get("seed") is not None:
-        changes["seed"] = int(settings["seed"])
-    return base.with_overrides(**changes)
-
-
-# ---------------------------------------------------------------- training session
 
 class TrainingSession:
     """One training run, advanced by ``step(budget_s)`` a time slice at a time.
@@ -133,13 +30,13 @@ class TrainingSession:
     model must not be used).
     """
 
-    def __init__(self, dataset, settings: dict, matmul=None):
-        self.recipe = recipe_for(settings)
+    def __init__(self, dataset, settings: dict, backend_name: str | None = None):
+        """settings: see `recipes.recipe_for`; backend_name: the product the slices use
+        (e.g. "sgemm"), None for the current one. Raises SettingError for bad settings."""
+        self.recipe = recipe_for(settings, n_train=len(dataset.x_train))
         self.data = dataset
-        if self.recipe.batch_size > len(dataset.x_train):
-            raise ValueError(f"batch_size: must be at most {len(dataset.x_train)}")
+        self.backend = backend_name
         self.model, self.optimizer = model_and_optimizer(self.recipe)
-        self.matmul = MatmulSwitch(matmul)
         r = self.recipe
         self._steps = training_steps(
             self.model, dataset.x_train, dataset.y_train, self.optimizer, epochs=r.epochs,
@@ -160,7 +57,7 @@ class TrainingSession:
         if self.state != "running":
             return self.report(losses, accs, epochs)
         deadline = time.perf_counter() + budget_s
-        with self.matmul:
+        with self._backend():
             while True:
                 try:
                     rec = next(self._steps)
@@ -204,26 +101,32 @@ class TrainingSession:
             self.state = "stopped"
             self._steps.close()
 
-    def step_json(self, budget_s: float = 0.12) -> str:
-        return json.dumps(self.step(budget_s))
+    def _backend(self):
+        return backend.use(self.backend) if self.backend else contextlib.nullcontext()
 
     def results(self) -> dict:
         """Test accuracy, confusion matrix and most confident mistakes of the model now."""
         if self.state == "diverged":
             raise RuntimeError("the run diverged: its model is not usable")
-        return evaluate_model(self.model, self.data, self.matmul.fn)
+        with self._backend():
+            return evaluate_model(self.model, self.data)
 
     def model_bytes(self) -> bytes:
         return dumps(self.model)
 
 
-def evaluate_model(model: Sequential, dataset, matmul=None, n_mistakes: int = N_MISTAKES) -> dict:
+def predict_test_split(model: Sequential, dataset) -> tuple[np.ndarray, np.ndarray]:
+    """The model's class (N,) int64 and its probability (N,) float32 for every test digit."""
+    proba = model.predict_proba(dataset.x_test)
+    return proba.argmax(axis=1), proba.max(axis=1)
+
+
+def evaluate_model(model: Sequential, dataset, n_mistakes: int = N_MISTAKES,
+                   predictions: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
     """Accuracy on the test split, its (10, 10) confusion matrix (row = true label), and
-    the ``n_mistakes`` most confident mistakes (784-byte images, labels, predictions)."""
-    with MatmulSwitch(matmul):
-        proba = model.predict_proba(dataset.x_test)
-    preds = proba.argmax(axis=1)
-    conf = proba.max(axis=1)
+    the ``n_mistakes`` most confident mistakes (784-byte images, labels, predictions).
+    ``predictions``: `predict_test_split`' output, if already computed."""
+    preds, conf = predictions if predictions is not None else predict_test_split(model, dataset)
     y = dataset.y_test
     confusion = confusion_matrix(preds, y)
     wrong = np.flatnonzero(preds != y)
@@ -234,7 +137,7 @@ def evaluate_model(model: Sequential, dataset, matmul=None, n_mistakes: int = N_
         "n_test": int(len(y)),
         "confusion": confusion.tolist(),
         "mistakes": [{"label": int(y[i]), "predicted": int(preds[i]), "confidence": float(conf[i]),
-                      "pixels": images[j].tolist()} for j, i in enumerate(worst)],
+                      "pixels": images[j]} for j, i in enumerate(worst)],
         "architecture": describe(model),
     }
 

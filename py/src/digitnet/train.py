@@ -6,6 +6,7 @@ with the last weights that still gave a finite loss.
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
@@ -32,6 +33,12 @@ class History:
 def evaluate(model: Sequential, x: np.ndarray, y: np.ndarray) -> float:
     """Accuracy in [0, 1] of ``model`` on (N, 784) images and (N,) labels."""
     return accuracy(model.predict(x), y)
+
+
+def cosine_lr(base_lr: float, epoch: int, epochs: int) -> float:
+    """Half a cosine from ``base_lr`` (epoch 0) towards 0; a Python float, so float32
+    updates stay float32."""
+    return float(base_lr) * 0.5 * (1.0 + math.cos(math.pi * epoch / epochs))
 
 
 def training_steps(model: Sequential, x: np.ndarray, y: np.ndarray, optimizer, *, epochs: int,
@@ -71,7 +78,7 @@ def training_steps(model: Sequential, x: np.ndarray, y: np.ndarray, optimizer, *
     base_lr, seen, train_time, start = optimizer.lr, 0, 0.0, time.perf_counter()
     for epoch in range(epochs):
         if lr_schedule == "cosine":
-            optimizer.lr = base_lr * 0.5 * (1 + np.cos(np.pi * epoch / epochs))
+            optimizer.lr = cosine_lr(base_lr, epoch, epochs)
         losses, accs = [], []
         t0 = time.perf_counter()
         xe = random_shift(x, augment_shift, rng) if augment_shift else x
