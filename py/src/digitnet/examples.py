@@ -64,9 +64,14 @@ def save_examples(images, labels) -> bytes:
     return buf.getvalue()
 
 
-def from_buffers(pixels: bytes, labels: bytes) -> tuple[np.ndarray, np.ndarray]:
+def raw_bytes(buf) -> bytes:
+    """bytes of a Python buffer, or of a JavaScript Uint8Array (Pyodide's proxy has to_bytes)."""
+    return buf.to_bytes() if hasattr(buf, "to_bytes") else bytes(buf)
+
+
+def from_buffers(pixels, labels) -> tuple[np.ndarray, np.ndarray]:
     """N*784 image bytes and N label bytes (what the page keeps) -> checked arrays."""
-    pixels, labels = np.frombuffer(bytes(pixels), np.uint8), np.frombuffer(bytes(labels), np.uint8)
+    pixels, labels = (np.frombuffer(raw_bytes(b), np.uint8) for b in (pixels, labels))
     if pixels.size != 784 * labels.size:
         raise ExamplesError(f"There are {labels.size} labels but {pixels.size} pixel bytes, "
                             f"not {784 * labels.size} (28x28 per example).")

@@ -140,7 +140,7 @@ class AdaptSession:
     (N*784 pixel bytes, N label bytes), stepped in slices, then both models' accuracy on
     the bundled test split. ``matmul``: the BLAS product to train with (or None)."""
 
-    def __init__(self, model: Sequential, dataset, pixels: bytes, labels: bytes, matmul=None,
+    def __init__(self, model: Sequential, dataset, pixels, labels, matmul=None,
                  seed: int = 0):
         from .examples import from_buffers
         from .session import MatmulSwitch
@@ -162,8 +162,9 @@ class AdaptSession:
         from .session import describe
 
         x, y = self.data.x_test, self.data.y_test
-        acc = float((self.run.model.predict(x) == y).mean())
-        source = float((self.source.predict(x) == y).mean())
+        with self.matmul:
+            acc = float((self.run.model.predict(x) == y).mean())
+            source = float((self.source.predict(x) == y).mean())
         return json.dumps({"accuracy": acc, "source_accuracy": source, "n_test": int(len(y)),
                            "n_examples": self.n_examples,
                            "architecture": describe(self.run.model)})
@@ -179,9 +180,9 @@ def export_examples(pixels: bytes, labels: bytes) -> bytes:
     return save_examples(*from_buffers(pixels, labels))
 
 
-def import_examples(blob: bytes) -> tuple[bytes, bytes]:
+def import_examples(blob) -> tuple[bytes, bytes]:
     """Examples ``.npz`` bytes -> (N*784 pixel bytes, N label bytes); ExamplesError if bad."""
-    from .examples import load_examples
+    from .examples import load_examples, raw_bytes
 
-    images, labels = load_examples(bytes(blob))
+    images, labels = load_examples(raw_bytes(blob))
     return images.tobytes(), labels.tobytes()
