@@ -66,7 +66,13 @@ def teach(page, digit):
 
 def adapt(page, timeout=ADAPT_TIMEOUT) -> dict:
     """Press Adapt; wait until it is over; return the outcome as the page shows it."""
-    page.evaluate("document.querySelector('[data-testid=examples-message]').textContent = ''")
+    page.evaluate("""() => {
+      document.querySelector('[data-testid=examples-message]').textContent = '';
+      window.sawTraining = false;
+      new MutationObserver(() => {
+        if (document.documentElement.dataset.state === 'training') window.sawTraining = true;
+      }).observe(document.documentElement, {attributes: true, attributeFilter: ['data-state']});
+    }""")
     page.get_by_test_id("adapt").click()
     page.wait_for_function(
         "() => /The pad now uses|Could not adapt|no examples|All your examples/"
@@ -74,6 +80,7 @@ def adapt(page, timeout=ADAPT_TIMEOUT) -> dict:
         " && document.documentElement.dataset.state === 'ready'", timeout=timeout)
     res = page.get_by_test_id("adapt-result")
     return {"message": message(page), "pad_model": page.get_attribute("html", "data-pad-model"),
+            "saw_training": page.evaluate("window.sawTraining"),
             "accuracy": float(res.get_attribute("data-accuracy") or "nan"),
             "source_accuracy": float(res.get_attribute("data-source-accuracy") or "nan"),
             "seconds": float(res.get_attribute("data-seconds") or "nan"), "kind": res.get_attribute("data-kind")}
@@ -106,7 +113,7 @@ def test_correcting_with_no_drawing_says_so(tp):
 
 def test_adapting_with_zero_examples_is_refused(tp):
     out = adapt(tp)
-    assert "There are no examples yet" in out["message"]
+    assert "There are no examples yet" in out["message"] and not out["saw_training"]
     assert tp.get_attribute("html", "data-pad-model") == "pretrained:mlp"
 
 
@@ -178,7 +185,7 @@ def test_three_corrections_per_style_teach_the_pad(tp):
     last_label = STYLES[list(STYLES)[-1]][0]  # the drawing still on the pad: corrected last
     before_seq = seq(tp)
     out = adapt(tp)
-    assert "The pad now uses" in out["message"], out
+    assert "The pad now uses" in out["message"] and out["saw_training"], out
     assert out["pad_model"].startswith("stored:"), out
     # The corrected drawing still on the pad is classified again, now as corrected.
     wait_next_result(tp, before_seq)
