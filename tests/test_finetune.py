@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from digitnet import data, dumps, load, save
-from digitnet.examples import load_examples, save_examples
+from digitnet.examples import ExamplesError, load_examples, save_examples
 from digitnet.finetune import (AdaptSession, Finetune, FinetuneError, export_examples,
                                finetune, import_examples)
 from digitnet.recipes import get_recipe
@@ -58,6 +58,10 @@ def test_refuses_no_examples_and_a_single_digit(base, ds):
         Finetune(base, np.zeros((0, 28, 28), np.uint8), np.zeros(0), ds.x_train, ds.y_train)
     with pytest.raises(FinetuneError, match="All examples are 7s"):
         Finetune(base, np.zeros((3, 28, 28), np.uint8), [7, 7, 7], ds.x_train, ds.y_train)
+    with pytest.raises(ExamplesError, match="28x28"):
+        Finetune(base, np.zeros((2, 20, 20), np.uint8), [1, 2], ds.x_train, ds.y_train)
+    with pytest.raises(ExamplesError, match="from 0 to 9"):
+        Finetune(base, np.zeros((2, 28, 28), np.uint8), [1, 12], ds.x_train, ds.y_train)
 
 
 def test_it_learns_styles_the_model_misreads(base, ds):

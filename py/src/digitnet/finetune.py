@@ -14,6 +14,7 @@ import time
 import numpy as np
 
 from .data import one_hot, random_shift
+from .examples import check_examples, from_buffers, load_examples, raw_bytes, save_examples
 from .losses import softmax_cross_entropy
 from .model import Sequential, dumps, loads
 from .optim import Adam
@@ -52,8 +53,9 @@ class Finetune:
     def __init__(self, model: Sequential, images, labels, x_train, y_train, *, steps: int = STEPS,
                  lr: float = LR, batch_examples: int = BATCH_EXAMPLES,
                  batch_bundled: int = BATCH_BUNDLED, shift: int = SHIFT, seed: int = 0):
-        labels = np.asarray(labels).astype(np.int64)
-        check_labels(labels)
+        check_labels(np.asarray(labels))
+        images, labels = check_examples(images, labels)
+        labels = labels.astype(np.int64)
         if steps < 1:
             raise ValueError("steps must be at least 1")
         self.model = loads(dumps(model))
@@ -142,7 +144,6 @@ class AdaptSession:
 
     def __init__(self, model: Sequential, dataset, pixels, labels, matmul=None,
                  seed: int = 0):
-        from .examples import from_buffers
         from .session import MatmulSwitch
 
         images, labels = from_buffers(pixels, labels)
@@ -175,14 +176,10 @@ class AdaptSession:
 
 def export_examples(pixels: bytes, labels: bytes) -> bytes:
     """The page's examples (N*784 pixel bytes, N label bytes) -> examples ``.npz`` bytes."""
-    from .examples import from_buffers, save_examples
-
     return save_examples(*from_buffers(pixels, labels))
 
 
 def import_examples(blob) -> tuple[bytes, bytes]:
     """Examples ``.npz`` bytes -> (N*784 pixel bytes, N label bytes); ExamplesError if bad."""
-    from .examples import load_examples, raw_bytes
-
     images, labels = load_examples(raw_bytes(blob))
     return images.tobytes(), labels.tobytes()
