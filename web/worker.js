@@ -228,6 +228,80 @@ const handlers = {
   },
 };
 
+// ---- Teach it your handwriting ---------------------------------------------------------------
+// Adapting the pad's model to the person's own examples, and their examples file. The Python
+// side is digitnet.finetune (AdaptSession, export_examples, import_examples); these handlers
+// only move bytes and post progress. Examples travel as N*784 pixel bytes + N label bytes.
+let finetunePy = null;
+function finetuneModule() {
+  if (!finetunePy) finetunePy = pyodide.pyimport("digitnet.finetune");
+  return finetunePy;
+}
+
+Object.assign(handlers, {
+  /**
+   * Fine-tune a copy of the pad's model on {pixels, labels}, in slices like `train` (updates
+   * {state, step, steps, progress, loss, elapsed_s}). The pad keeps its model; the page
+   * decides whether to use the result. Result: {state, report, results: {accuracy,
+   * source_accuracy, n_test, n_examples, architecture}, bytes}.
+   */
+  async adapt({ pixels, labels }, post) {
+    if (training.running) throw new Error("a training run is already going");
+    training.running = true;
+    training.stop = false;
+    let session = null;
+    let step = null;
+    try {
+      fn.load_data();
+      const blas = await ensureBlas(post);
+      post({ phase: "start", matmul: blas ? "sgemm" : "numpy", note: training.note });
+      const state = py.get("state");
+      const trainGlue = py.get("_train");
+      const args = [state.get("model"), state.get("data"), blas ? trainGlue.get("blas") : null];
+      try {
+        session = finetuneModule().AdaptSession(args[0], args[1], pixels, labels, args[2]);
+      } finally {
+        for (const proxy of [state, trainGlue, ...args]) proxy?.destroy?.();
+      }
+      step = session.step_json;
+      const t0 = performance.now();
+      let report;
+      for (;;) {
+        if (training.stop) session.stop();
+        report = JSON.parse(step(SLICE_S));
+        report.elapsed_s = (performance.now() - t0) / 1000;
+        post(report);
+        if (report.state !== "running") break;
+        await yieldToEvents();
+      }
+      const trainS = report.elapsed_s;
+      const results = JSON.parse(session.results_json());
+      const bytes = pyBytes(session.model_bytes());
+      return { state: report.state, report, results, trainS, bytes, transfer: [bytes.buffer] };
+    } finally {
+      step?.destroy();
+      session?.destroy();
+      training.running = false;
+    }
+  },
+  /** {pixels, labels} -> {bytes}: the examples as a digitnet examples .npz file. */
+  exportExamples({ pixels, labels }) {
+    const bytes = pyBytes(finetuneModule().export_examples(pixels, labels));
+    return { bytes, transfer: [bytes.buffer] };
+  },
+  /** {bytes} of an examples .npz -> {pixels, labels, n}; a bad file is refused with a reason. */
+  importExamples({ bytes }) {
+    const pair = finetuneModule().import_examples(bytes);
+    try {
+      const pixels = pyBytes(pair.get(0));
+      const labels = pyBytes(pair.get(1));
+      return { pixels, labels, n: labels.length, transfer: [pixels.buffer, labels.buffer] };
+    } finally {
+      pair.destroy();
+    }
+  },
+});
+
 const ready = init();
 ready.then(
   (info) => self.postMessage({ type: "ready", info }),

@@ -6,6 +6,7 @@ import * as ui from "./ui.js";
 import * as training from "./training.js";
 import * as picker from "./model-picker.js";
 import * as insight from "./insight.js";
+import * as teach from "./teach.js";
 
 const root = document.documentElement;
 const startedAt = performance.now();
@@ -16,6 +17,7 @@ ui.renderEmpty();
 training.init({ onModelChanged, pretrainedName: picker.preferred, pretrainedLabel: picker.label });
 picker.init({ onChanged: onPickerChanged });
 insight.init({ onToggle: (open) => open && refreshInsight(true) });
+teach.init({ sourceName: padModelName, settled: () => picker.settled(), onAdapted });
 
 let client = null;
 let ready = false;
@@ -63,6 +65,7 @@ async function classify(getImage, source, t0 = performance.now(), strokes = 0) {
     return;
   }
   if (result === null || gen !== generation) return; // superseded by newer input
+  teach.setInput(result.empty ? null : result.preview);
   if (result.empty) {
     ui.renderEmpty(source === "drawing" ? "Draw a digit" : "No digit found in that image");
   } else {
@@ -76,6 +79,7 @@ document.getElementById("clear").addEventListener("click", () => {
   generation++;
   deferred = null;
   pad.clear();
+  teach.setInput(null);
   ui.setMessage("");
   ui.showThumb(null);
   ui.renderEmpty();
@@ -171,6 +175,19 @@ function onModelChanged({ name, id = null }) {
   showModelChange(name);
 }
 
+/** "Adapt to my handwriting" made `record` (kept like a trained model) the pad's model. */
+async function onAdapted(record) {
+  training.setCurrent({ kind: "stored", id: record.id, name: record.name });
+  training.refreshList();
+  await picker.reflect({ kind: "stored", id: record.id, name: record.name });
+  showModelChange(record.name);
+}
+
+function padModelName() {
+  const now = picker.currentModel();
+  return now.kind === "pretrained" ? `the pretrained ${now.name.toUpperCase()}` : `“${now.name}”`;
+}
+
 /** The selector by the pad switched the model: tell the training panel, show its view. */
 function onPickerChanged(model) {
   training.setCurrent(model);
@@ -239,6 +256,7 @@ async function start() {
   ui.renderReady(info, seconds);
   training.enable(client);
   picker.enable(client);
+  teach.enable(client);
   refreshInsight(true);
   if (deferred) deferred();
   deferred = null;

@@ -646,6 +646,9 @@ export function setCurrent({ kind, id = null, name = "" }) {
   renderCurrent();
 }
 
+/** Re-read the models kept in the browser (another panel added one). */
+export const refreshList = () => renderList();
+
 /** The worker is ready: training and model switching can start. */
 export function enable(workerClient) {
   client = workerClient;

@@ -1,4 +1,4 @@
-"""Command line: ``python3 -m digitnet train | evaluate | predict``.
+"""Command line: ``python3 -m digitnet train | evaluate | predict | finetune``.
 
 Bad arguments exit with status 2 (argparse usage error); missing or corrupt files, and
 training that diverges, print one ``digitnet: error: ...`` line and exit with status 1.
@@ -60,6 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("predict", help="classify image files (PNG, JPEG, ...)")
     pr.add_argument("--weights", required=True, metavar="FILE")
     pr.add_argument("images", nargs="+", metavar="IMAGE")
+
+    ft = sub.add_parser("finetune", help="adapt saved weights to your own labelled digits")
+    ft.add_argument("--weights", required=True, metavar="FILE")
+    ft.add_argument("--examples", required=True, metavar="FILE_OR_DIR",
+                    help="an examples .npz (exported by the page) or a directory of <label>_*.png")
+    ft.add_argument("--out", required=True, metavar="FILE", help="where to save the adapted model")
+    ft.add_argument("--seed", type=int_at_least(0), default=0)
     return parser
 
 
@@ -135,15 +142,37 @@ def cmd_predict(args) -> None:
         print(f"{path}: {int(probs.argmax())} ({probs.max():.2f})")
 
 
+def cmd_finetune(args) -> None:
+    from .examples import load_examples
+    from .finetune import Finetune
+
+    model = load(args.weights)
+    images, labels = load_examples(args.examples)
+    ds = data.load_bundle()
+    run = Finetune(model, images, labels, ds.x_train, ds.y_train, seed=args.seed)
+    print(f"Fine-tuning {model.describe()} on {len(labels)} examples "
+          f"(digits {' '.join(map(str, sorted(set(labels.tolist()))))}) mixed with bundled digits")
+    print(f"test accuracy before: {evaluate(model, ds.x_test, ds.y_test):.4f}", flush=True)
+    tuned = run.run()
+    print(f"test accuracy after:  {evaluate(tuned, ds.x_test, ds.y_test):.4f} "
+          f"({run.done_steps} steps in {run.train_time:.1f} s)")
+    save(tuned, args.out)
+    print(f"Saved model to {args.out}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "evaluate" and (args.images is None) != (args.labels is None):
         parser.error("evaluate: --images and --labels go together")
-    commands = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict}
+    commands = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
+                "finetune": cmd_finetune}
+    from .examples import ExamplesError
+    from .finetune import FinetuneError
     try:
         commands[args.command](args)
-    except (CLIError, ModelFileError, data.DataFileError, TrainingDiverged) as e:
+    except (CLIError, ModelFileError, data.DataFileError, TrainingDiverged, ExamplesError,
+            FinetuneError) as e:
         print(f"digitnet: error: {e}", file=sys.stderr)
         sys.exit(1)
     except OSError as e:
