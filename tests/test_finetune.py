@@ -1,6 +1,5 @@
 """Fine-tuning on a person's examples: refusals, slicing, seeding, and that it learns a
 style the model misreads without forgetting the test split; the CLI's ``finetune``."""
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -10,8 +9,7 @@ import pytest
 
 from digitnet import data, dumps, load, save
 from digitnet.examples import ExamplesError, load_examples, save_examples
-from digitnet.finetune import (AdaptSession, Finetune, FinetuneError, export_examples,
-                               finetune, import_examples)
+from digitnet.finetune import Finetune, FinetuneError, finetune
 from digitnet.recipes import get_recipe
 from digitnet.train import evaluate, fit_recipe
 from handwriting import STYLES, jitter, render
@@ -103,27 +101,6 @@ def test_stop_flag(base, ds):
     assert run.step()["step"] == 2                # a stopped run does not move on
 
 
-def test_adapt_session_for_the_page(base, ds):
-    images, labels = examples(ds)
-    session = AdaptSession(base, ds, images.tobytes(), labels.astype(np.uint8).tobytes())
-    while json.loads(session.step_json(0.05))["state"] == "running":
-        pass
-    res = json.loads(session.results_json())
-    assert res["n_examples"] == 12 and res["n_test"] == len(ds.y_test)
-    assert res["source_accuracy"] == pytest.approx(evaluate(base, ds.x_test, ds.y_test))
-    tuned = load(session.model_bytes())
-    assert res["accuracy"] == pytest.approx(evaluate(tuned, ds.x_test, ds.y_test))
-    with pytest.raises(FinetuneError, match="All examples are 5s"):
-        AdaptSession(base, ds, bytes(784 * 2), bytes([5, 5]))
-
-
-def test_page_export_import_round_trip(ds):
-    images, labels = examples(ds, n=5)
-    blob = export_examples(images.tobytes(), labels.astype(np.uint8).tobytes())
-    pixels, labs = import_examples(blob)
-    assert pixels == images.tobytes() and labs == labels.astype(np.uint8).tobytes()
-
-
 def cli(*args):
     return subprocess.run([sys.executable, "-m", "digitnet", *map(str, args)], cwd=ROOT,
                           capture_output=True, text=True, env={"PYTHONPATH": str(ROOT / "py" / "src")},
@@ -142,7 +119,10 @@ def test_cli_finetune(base, ds, tmp_path):
     assert before == pytest.approx(evaluate(base, ds.x_test, ds.y_test), abs=1e-4)
     tuned = load(tmp_path / "m2.npz")
     assert after == pytest.approx(evaluate(tuned, ds.x_test, ds.y_test), abs=1e-4)
-    assert dumps(tuned) == dumps(finetune(base, images, labels, ds.x_train, ds.y_train))
+    # The same seeded run in this process (BLAS threading may change the last float bits).
+    here = finetune(base, images, labels, ds.x_train, ds.y_train)
+    for p, q in zip(tuned.parameters(), here.parameters()):
+        np.testing.assert_allclose(p.value, q.value, atol=1e-4)
 
 
 def test_cli_finetune_png_directory(base, tmp_path):

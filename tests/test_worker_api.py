@@ -5,7 +5,9 @@ import pytest
 
 from digitnet import ModelFileError, backend, cnn, data, dumps, explain, loads, mlp
 from digitnet.recipes import SettingError, get_recipe
-from digitnet.train import fit_recipe
+from digitnet.examples import ExamplesError
+from digitnet.finetune import FinetuneError
+from digitnet.train import evaluate, fit_recipe
 from digitnet.worker_api import WorkerAPI
 
 
@@ -259,3 +261,47 @@ def test_bench_ops(bundle):
         a.bench("speed")
     with pytest.raises(ValueError, match="unknown backend"):
         a.bench("matmul", {"path": "gpu"})
+
+
+# ---- your examples and adapting to them
+
+def some_examples(bundle, n=12):
+    """n training digits as the page keeps them: N*784 uint8 bytes (ink 255), N label bytes."""
+    idx = np.arange(n) * (len(bundle.y_train) // n)   # spread over the classes
+    return as_bytes(bundle.x_train[idx]), bundle.y_train[idx].astype(np.uint8).tobytes()
+
+
+def test_adapt_runs_like_training_and_reports_both_accuracies(api, bundle, trained_bytes):
+    source = api.model
+    first = api.start_adapt(*some_examples(bundle))
+    assert first["state"] == "running" and first["step"] == 0
+    with pytest.raises(RuntimeError, match="already going"):
+        api.start_training({"model": "mlp", "recipe": "tutorial", "epochs": 1})
+    while api.train_step(0.05)["state"] == "running":
+        assert api.model is source                  # the pad keeps its model meanwhile
+    out = api.finish_training()
+    res = out["results"]
+    assert res["n_examples"] == 12 and res["n_test"] == len(bundle.y_test)
+    assert res["source_accuracy"] == pytest.approx(evaluate(source, bundle.x_test, bundle.y_test))
+    tuned = loads(out["bytes"])
+    assert res["accuracy"] == pytest.approx(evaluate(tuned, bundle.x_test, bundle.y_test))
+    assert not np.array_equal(tuned.parameters()[0].value, source.parameters()[0].value)
+
+
+def test_adapt_refuses_examples_it_cannot_learn_from(api, bundle):
+    pixels, _ = some_examples(bundle, n=2)
+    with pytest.raises(FinetuneError, match="All examples are 5s"):
+        api.start_adapt(pixels, bytes([5, 5]))
+    with pytest.raises(ExamplesError):
+        api.start_adapt(pixels[:-1], bytes([5, 6]))
+    assert api.session is None                      # nothing was started
+
+
+def test_examples_export_import_round_trip(bundle):
+    pixels, labels = some_examples(bundle, n=5)
+    blob = WorkerAPI.export_examples(pixels, labels)
+    back = WorkerAPI.import_examples(blob)
+    assert back["n"] == 5
+    assert back["pixels"].tobytes() == pixels and back["labels"].tobytes() == labels
+    with pytest.raises(ExamplesError):
+        WorkerAPI.import_examples(b"not an npz file")

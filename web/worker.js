@@ -12,8 +12,7 @@
 "use strict";
 
 const BASE = new URL("./", self.location.href);
-const STAGES = [["runtime", "Python runtime (Pyodide)"], ["numpy", "numpy"],
-  ["digitnet", "digitnet package"], ["model", "pretrained model"]];
+const STAGES = [["runtime", "Python runtime (Pyodide)"], ["numpy", "numpy"], ["digitnet", "digitnet package"], ["model", "pretrained model"]];
 const SLICE_S = 0.12; // seconds of training per slice; other messages are answered between slices
 
 let pyodide = null;
@@ -64,10 +63,9 @@ function buffersOf(obj) {
 const heapBytes = () => pyodide._module.HEAPU8.length;
 
 async function fetchOk(url, what) {
-  const response = await fetch(url).catch((err) => {
-    throw new Error(`Could not download ${what} (${url}): ${err.message}`);
-  });
-  if (!response.ok) throw new Error(`Could not download ${what} (${url}): HTTP ${response.status}`);
+  const fail = (why) => new Error(`Could not download ${what} (${url}): ${why}`);
+  const response = await fetch(url).catch((err) => { throw fail(err.message); });
+  if (!response.ok) throw fail(`HTTP ${response.status}`);
   return response;
 }
 
@@ -106,9 +104,8 @@ async function init() {
   pyodide = await self.loadPyodide({ indexURL: new URL("pyodide/", BASE).href });
 
   progress("numpy");
-  // numpy (from the Pyodide lock) and the digitnet wheel (numpy its only dependency) are
-  // fetched and unpacked by Pyodide's own wheel loader in one parallel step; micropip's
-  // resolver would add ~0.5 s of start-up for a single dependency-free wheel.
+  // numpy and the digitnet wheel (numpy its only dependency) in one parallel step of
+  // Pyodide's own loader; micropip's resolver would add ~0.5 s for one such wheel.
   manifest = await manifestP;
   await loadPackages(["numpy", new URL(manifest.wheel, BASE).href]).catch((err) => {
     throw new Error(`Could not load numpy and digitnet: ${err.message}`);
@@ -116,9 +113,7 @@ async function init() {
   timings.installed = Math.round(performance.now() - t0);
 
   progress("digitnet");
-  const module = pyodide.pyimport("digitnet.worker_api");
-  api = module.WorkerAPI();
-  module.destroy();
+  api = pyodide.pyimport("digitnet.worker_api").WorkerAPI();
   timings.imported = Math.round(performance.now() - t0);
 
   progress("model");
@@ -135,6 +130,38 @@ function pythonMessage(err) {
   const text = String((err && err.message) || err);
   const lines = text.trim().split("\n").filter((l) => l.trim());
   return { message: lines[lines.length - 1] || text, detail: text };
+}
+
+/** Run a training or adapting session (started by `start`) in slices of ~SLICE_S, each
+ * slice's report posted as an update, yielding between slices so predict/stopTraining are
+ * answered meanwhile. Result: {state: "done"|"stopped", report, results, bytes, trainS}
+ * or {state: "diverged", message, report}. */
+async function runSlices(post, start) {
+  if (training.running) throw new Error("a training run is already going");
+  Object.assign(training, { running: true, stop: false });
+  try {
+    call("load_data");
+    if (training.blas === null) post({ phase: "blas" });
+    const blas = await ensureBlas();
+    post({ phase: "start", matmul: blas ? "sgemm" : "numpy", note: training.note });
+    start();
+    const started = performance.now();
+    let report;
+    for (;;) {
+      if (training.stop) call("stop_training");
+      report = call("train_step", SLICE_S);
+      report.heapBytes = heapBytes();
+      report.elapsed_s = (performance.now() - started) / 1000;
+      post(report);
+      if (report.state !== "running") break;
+      await new Promise((resolve) => setTimeout(resolve, 0)); // answer other messages
+    }
+    if (report.state === "diverged") return { state: "diverged", message: report.message, report };
+    const { results, bytes } = call("finish_training");
+    return { state: report.state, report, results, bytes, trainS: report.elapsed_s };
+  } finally {
+    training.running = false;
+  }
 }
 
 const handlers = {
@@ -156,8 +183,7 @@ const handlers = {
   /** The bundled digits load after the page is ready (first needed by the gallery). */
   loadData() {
     const t = performance.now();
-    const nTest = call("load_data");
-    return { nTest, ms: performance.now() - t };
+    return { nTest: call("load_data"), ms: performance.now() - t };
   },
   /** The pad model's first layer: {kind: "cnn"|"mlp", n, h, w, title, pixels}. */
   insight: () => call("insight"),
@@ -178,135 +204,34 @@ const handlers = {
     return { architecture: call("use_model", await pretrained[name]), name };
   },
   /** Train a fresh network. settings: {model, recipe, epochs, batch_size, lr, optimizer,
-   * augment} (digitnet.recipes.recipe_for). Slices of ~SLICE_S each post their report as
-   * an update, then yield, so predict/stopTraining are answered meanwhile. Result: {state:
-   * "done"|"stopped", report, results, bytes} or {state: "diverged", message, report}. */
-  async train({ settings }, post) {
-    if (training.running) throw new Error("a training run is already going");
-    Object.assign(training, { running: true, stop: false });
-    try {
-      call("load_data");
-      if (training.blas === null) post({ phase: "blas" });
-      const blas = await ensureBlas();
-      post({ phase: "start", matmul: blas ? "sgemm" : "numpy", note: training.note });
-      call("start_training", settings);
-      const started = performance.now();
-      let report;
-      for (;;) {
-        if (training.stop) call("stop_training");
-        report = call("train_step", SLICE_S);
-        report.heapBytes = heapBytes();
-        report.elapsed_s = (performance.now() - started) / 1000;
-        post(report);
-        if (report.state !== "running") break;
-        await new Promise((resolve) => setTimeout(resolve, 0)); // answer other messages
-      }
-      if (report.state === "diverged") return { state: "diverged", message: report.message, report };
-      const { results, bytes } = call("finish_training");
-      return { state: report.state, report, results, bytes };
-    } finally {
-      training.running = false;
-    }
-  },
-  stopTraining() {
-    training.stop = true;
-    return { running: training.running };
-  },
+   * augment} (digitnet.recipes.recipe_for). Result: see runSlices. */
+  train: ({ settings }, post) => runSlices(post, () => call("start_training", settings)),
+  /** Fine-tune a copy of the pad's model on the person's examples ({pixels: N*784 bytes,
+   * labels: N bytes}); the pad keeps its model. Result: see runSlices (results: {accuracy,
+   * source_accuracy, n_test, n_examples, architecture}). */
+  adapt: ({ pixels, labels }, post) => runSlices(post, () => call("start_adapt", pixels, labels)),
+  /** {pixels, labels} -> {bytes}: the examples as a digitnet examples .npz file. */
+  exportExamples: ({ pixels, labels }) => ({ bytes: call("export_examples", pixels, labels) }),
+  /** {bytes} of an examples file -> {pixels, labels, n}; a bad file is refused with a reason. */
+  importExamples: ({ bytes }) => call("import_examples", bytes),
+  stopTraining() { training.stop = true; return { running: training.running }; },
   // Benchmarks (tools/bench.py). {op: "memory"} -> {heapBytes}; {op: "matmul" | "train" |
   // "train_memory", path: "numpy" | "einsum" | "sgemm", ...digitnet.bench arguments} ->
   // {result, ms, scipyMs, heapBytes}. The sgemm path loads scipy first (once).
   async bench({ op, ...options }) {
     if (op === "memory") return { heapBytes: heapBytes() };
-    let scipyMs = null;
-    if (options.path === "sgemm" && training.blas === null) {
-      await ensureBlas();
-      scipyMs = training.scipyMs;
-    }
+    const firstScipy = options.path === "sgemm" && training.blas === null;
+    if (firstScipy) await ensureBlas();
+    const scipyMs = firstScipy ? training.scipyMs : null;
     const t = performance.now();
     const result = call("bench", op, options, heapBytes);
     return { result, ms: performance.now() - t, scipyMs, heapBytes: heapBytes() };
   },
 };
 
-// ---- Teach it your handwriting ---------------------------------------------------------------
-// Adapting the pad's model to the person's own examples, and their examples file. The Python
-// side is digitnet.finetune (AdaptSession, export_examples, import_examples); these handlers
-// only move bytes and post progress. Examples travel as N*784 pixel bytes + N label bytes.
-let finetunePy = null;
-function finetuneModule() {
-  if (!finetunePy) finetunePy = pyodide.pyimport("digitnet.finetune");
-  return finetunePy;
-}
-
-Object.assign(handlers, {
-  /**
-   * Fine-tune a copy of the pad's model on {pixels, labels}, in slices like `train` (updates
-   * {state, step, steps, progress, loss, elapsed_s}). The pad keeps its model; the page
-   * decides whether to use the result. Result: {state, report, results: {accuracy,
-   * source_accuracy, n_test, n_examples, architecture}, bytes}.
-   */
-  async adapt({ pixels, labels }, post) {
-    if (training.running) throw new Error("a training run is already going");
-    training.running = true;
-    training.stop = false;
-    let session = null;
-    let step = null;
-    try {
-      fn.load_data();
-      const blas = await ensureBlas(post);
-      post({ phase: "start", matmul: blas ? "sgemm" : "numpy", note: training.note });
-      const state = py.get("state");
-      const trainGlue = py.get("_train");
-      const args = [state.get("model"), state.get("data"), blas ? trainGlue.get("blas") : null];
-      try {
-        session = finetuneModule().AdaptSession(args[0], args[1], pixels, labels, args[2]);
-      } finally {
-        for (const proxy of [state, trainGlue, ...args]) proxy?.destroy?.();
-      }
-      step = session.step_json;
-      const t0 = performance.now();
-      let report;
-      for (;;) {
-        if (training.stop) session.stop();
-        report = JSON.parse(step(SLICE_S));
-        report.elapsed_s = (performance.now() - t0) / 1000;
-        post(report);
-        if (report.state !== "running") break;
-        await yieldToEvents();
-      }
-      const trainS = report.elapsed_s;
-      const results = JSON.parse(session.results_json());
-      const bytes = pyBytes(session.model_bytes());
-      return { state: report.state, report, results, trainS, bytes, transfer: [bytes.buffer] };
-    } finally {
-      step?.destroy();
-      session?.destroy();
-      training.running = false;
-    }
-  },
-  /** {pixels, labels} -> {bytes}: the examples as a digitnet examples .npz file. */
-  exportExamples({ pixels, labels }) {
-    const bytes = pyBytes(finetuneModule().export_examples(pixels, labels));
-    return { bytes, transfer: [bytes.buffer] };
-  },
-  /** {bytes} of an examples .npz -> {pixels, labels, n}; a bad file is refused with a reason. */
-  importExamples({ bytes }) {
-    const pair = finetuneModule().import_examples(bytes);
-    try {
-      const pixels = pyBytes(pair.get(0));
-      const labels = pyBytes(pair.get(1));
-      return { pixels, labels, n: labels.length, transfer: [pixels.buffer, labels.buffer] };
-    } finally {
-      pair.destroy();
-    }
-  },
-});
-
 const ready = init();
-ready.then(
-  (info) => self.postMessage({ type: "ready", info }),
-  (err) => self.postMessage({ type: "fatal", ...pythonMessage(err) }),
-);
+ready.then((info) => self.postMessage({ type: "ready", info }),
+  (err) => self.postMessage({ type: "fatal", ...pythonMessage(err) }));
 
 // One listener for the worker's whole life. Requests queue behind the initial load.
 self.addEventListener("message", async (event) => {

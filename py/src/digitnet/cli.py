@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--examples", required=True, metavar="FILE_OR_DIR",
                     help="an examples .npz (exported by the page) or a directory of <label>_*.png")
     ft.add_argument("--out", required=True, metavar="FILE", help="where to save the adapted model")
-    ft.add_argument("--seed", type=int_at_least(0), default=0)
+    ft.add_argument("--seed", type=setting("seed"), default=0)
     return parser
 
 

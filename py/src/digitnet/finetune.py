@@ -8,13 +8,14 @@ a copy is tuned. Seeded: the same inputs and seed give the same model.
 """
 from __future__ import annotations
 
-import json
+import contextlib
 import time
 
 import numpy as np
 
+from . import backend
 from .data import one_hot, random_shift
-from .examples import check_examples, from_buffers, load_examples, raw_bytes, save_examples
+from .examples import check_examples
 from .losses import softmax_cross_entropy
 from .model import Sequential, dumps, loads
 from .optim import Adam
@@ -135,51 +136,44 @@ def finetune(model: Sequential, images, labels, x_train, y_train, **settings) ->
     return Finetune(model, images, labels, x_train, y_train, **settings).run()
 
 
-# ---------------------------------------------------------------- the page's entry point
+# ---------------------------------------------------------------- the page's "adapt"
 
 class AdaptSession:
-    """The browser worker's "adapt": a `Finetune` of the pad's model on the page's examples
-    (N*784 pixel bytes, N label bytes), stepped in slices, then both models' accuracy on
-    the bundled test split. ``matmul``: the BLAS product to train with (or None)."""
+    """The page's "Adapt to my handwriting": a `Finetune` of the pad's model on the
+    person's examples, stepped in slices with the training backend, then both models'
+    accuracy on the bundled test split. Same interface as `session.TrainingSession`
+    (state, step, stop, results, model_bytes), so the worker runs either the same way."""
 
-    def __init__(self, model: Sequential, dataset, pixels, labels, matmul=None,
-                 seed: int = 0):
-        from .session import MatmulSwitch
-
-        images, labels = from_buffers(pixels, labels)
-        self.source, self.data, self.matmul = model, dataset, MatmulSwitch(matmul)
+    def __init__(self, model: Sequential, dataset, images, labels,
+                 backend_name: str | None = None, seed: int = 0):
+        self.source, self.data, self.backend = model, dataset, backend_name
         self.run = Finetune(model, images, labels, dataset.x_train, dataset.y_train, seed=seed)
         self.n_examples = len(labels)
 
-    def step_json(self, budget_s: float = 0.12) -> str:
-        with self.matmul:
-            return json.dumps(self.run.step(budget_s))
+    @property
+    def state(self) -> str:
+        return self.run.state
+
+    def _backend(self):
+        return backend.use(self.backend) if self.backend else contextlib.nullcontext()
+
+    def step(self, budget_s: float = 0.12) -> dict:
+        with self._backend():
+            return self.run.step(budget_s)
 
     def stop(self) -> None:
         self.run.stop()
 
-    def results_json(self) -> str:
-        """{accuracy, source_accuracy, n_test, n_examples, architecture} as JSON."""
+    def results(self) -> dict:
+        """{accuracy, source_accuracy, n_test, n_examples, architecture}."""
         from .session import describe
 
         x, y = self.data.x_test, self.data.y_test
-        with self.matmul:
+        with self._backend():
             acc = float((self.run.model.predict(x) == y).mean())
             source = float((self.source.predict(x) == y).mean())
-        return json.dumps({"accuracy": acc, "source_accuracy": source, "n_test": int(len(y)),
-                           "n_examples": self.n_examples,
-                           "architecture": describe(self.run.model)})
+        return {"accuracy": acc, "source_accuracy": source, "n_test": int(len(y)),
+                "n_examples": self.n_examples, "architecture": describe(self.run.model)}
 
     def model_bytes(self) -> bytes:
         return dumps(self.run.model)
-
-
-def export_examples(pixels: bytes, labels: bytes) -> bytes:
-    """The page's examples (N*784 pixel bytes, N label bytes) -> examples ``.npz`` bytes."""
-    return save_examples(*from_buffers(pixels, labels))
-
-
-def import_examples(blob) -> tuple[bytes, bytes]:
-    """Examples ``.npz`` bytes -> (N*784 pixel bytes, N label bytes); ExamplesError if bad."""
-    images, labels = load_examples(raw_bytes(blob))
-    return images.tobytes(), labels.tobytes()

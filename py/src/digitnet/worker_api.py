@@ -14,7 +14,8 @@ import tracemalloc
 
 import numpy as np
 
-from . import backend, bench, data, explain
+from . import backend, bench, data, examples, explain
+from .finetune import AdaptSession
 from .model import Sequential
 from .preprocess import to_mnist
 from .recipes import get_recipe
@@ -39,7 +40,7 @@ class WorkerAPI:
         self.model: Sequential | None = None
         self._data = dataset
         self.last_input: np.ndarray | None = None   # (28, 28) float32, the last classified digit
-        self.session: TrainingSession | None = None
+        self.session: TrainingSession | AdaptSession | None = None  # training or adapting
         self.train_backend: str | None = None       # "sgemm" once enabled, else the default
 
     # ---------------------------------------------------------------- model
@@ -148,10 +149,23 @@ class WorkerAPI:
     def start_training(self, settings: dict) -> dict:
         """Begin a training run of a fresh network (settings: see `recipes.recipe_for`).
         Returns the first report (nothing trained yet). One run at a time."""
-        if self.session is not None and self.session.state == "running":
-            raise RuntimeError("a training run is already going")
+        self._no_run_going()
         self.session = TrainingSession(self.data, dict(settings), self.train_backend)
         return self.session.report()
+
+    def start_adapt(self, pixels, labels) -> dict:
+        """Begin fine-tuning a copy of the pad's model on the person's examples (N*784
+        uint8 pixel bytes, ink = 255, and N label bytes), mixed with bundled digits.
+        Stepped and finished like a training run; the pad keeps its model meanwhile."""
+        self._no_run_going()
+        images, labels = examples.from_buffers(pixels, labels)
+        self.session = AdaptSession(self._require_model(), self.data, images, labels,
+                                    self.train_backend)
+        return self.session.run.report()
+
+    def _no_run_going(self) -> None:
+        if self.session is not None and self.session.state == "running":
+            raise RuntimeError("a training run is already going")
 
     def _require_session(self) -> TrainingSession:
         if self.session is None:
@@ -175,6 +189,20 @@ class WorkerAPI:
             raise RuntimeError("the training run is still going")
         self.session = None
         return {"results": s.results(), "bytes": s.model_bytes()}
+
+    # ---------------------------------------------------------------- your examples
+
+    @staticmethod
+    def export_examples(pixels, labels) -> bytes:
+        """The page's examples (N*784 pixel bytes, N label bytes) -> an examples .npz file."""
+        return examples.save_examples(*examples.from_buffers(pixels, labels))
+
+    @staticmethod
+    def import_examples(blob) -> dict:
+        """An examples .npz file -> {pixels: (N*784,) uint8, labels: (N,) uint8, n};
+        a bad file raises ExamplesError with a one-sentence reason."""
+        images, labels = examples.load_examples(examples.raw_bytes(blob))
+        return {"pixels": images.reshape(-1), "labels": labels.astype(np.uint8), "n": len(labels)}
 
     # ---------------------------------------------------------------- benchmarks
 
