@@ -48,7 +48,8 @@ def _runs(mask: np.ndarray) -> list[tuple[int, np.ndarray, np.ndarray]]:
     padded = np.zeros((mask.shape[0], mask.shape[1] + 2), dtype=np.int8)
     padded[:, 1:-1] = mask
     d = np.diff(padded, axis=1)
-    return [(r, np.flatnonzero(d[r] == 1), np.flatnonzero(d[r] == -1)) for r in range(mask.shape[0])]
+    return [(r, np.flatnonzero(d[r] == 1), np.flatnonzero(d[r] == -1))
+            for r in range(mask.shape[0])]
 
 
 def label(mask: np.ndarray) -> tuple[np.ndarray, int]:
@@ -155,7 +156,8 @@ def analyse(ink: np.ndarray) -> InkShape:
         keep = (~grown[r][:, c]).astype(ink.dtype)
     share = float(mask.mean())
     if not rest.any():
-        return InkShape("it is only lines along the edge of the image", keep, {"border_pieces": len(border)})
+        return InkShape("it is only lines along the edge of the image", keep,
+                        {"border_pieces": len(border), "share": share})
     stats = measure(rest)
     stats.update(border_pieces=len(border), share=share)
     if share > MAX_SHARE:

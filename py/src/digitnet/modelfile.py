@@ -19,7 +19,7 @@ one float array per parameter, ``p0, p1, ...``. ``read`` checks it cheapest firs
 The caps are generous for what digitnet trains: the MLP preset has 235,146 parameters and
 0.47 MFLOPs per example, the CNN 215,370 parameters, 6.09 MFLOPs and a largest
 intermediate of 78,400 numbers. Every refusal is a ``ModelFileError`` whose message is one
-plain sentence.
+plain sentence. Nothing is ever unpickled: an object array is refused from its header.
 """
 from __future__ import annotations
 
@@ -123,7 +123,8 @@ def architecture_cost(specs) -> Cost:
         elif kind in ("ReLU", "LeakyReLU"):
             _keys(spec, {"alpha"} if kind == "LeakyReLU" else set())
             alpha = spec.get("alpha", 0.2)
-            if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not math.isfinite(alpha):
+            if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) \
+                    or not math.isfinite(alpha):
                 raise ModelFileError("The model's LeakyReLU layer has an invalid alpha.")
             flops += size
         elif kind == "Softmax":
@@ -220,7 +221,8 @@ def _open_zip(blob: bytes) -> zipfile.ZipFile:
                              ".npz archive).") from None
     total = 0
     for info in zf.infolist():
-        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED) or info.flag_bits & 1:
+        encrypted = info.flag_bits & 1
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED) or encrypted:
             raise ModelFileError("The model file uses a compression or encryption digitnet "
                                  "does not read.")
         if info.file_size > MAX_DEFLATE_RATIO * max(info.compress_size, 1):
@@ -275,9 +277,11 @@ def _read_array(zf: zipfile.ZipFile, info: zipfile.ZipInfo, check) -> np.ndarray
 
 def _small(zf, members, name: str, kinds: str) -> np.ndarray:
     info = members.get(name)
-    if info is None:
+    if info is None and name == "format":
         raise ModelFileError("This file is not a digitnet model file (it has no "
                              f"'{FORMAT_NAME}' format marker).")
+    if info is None:
+        raise ModelFileError(f"The model file has no {name} entry.")
     if info.file_size > MAX_SMALL_MEMBER:
         raise ModelFileError(f"The model file's {name} entry is implausibly large.")
 
@@ -308,7 +312,8 @@ def read(blob: bytes) -> ModelContents:
         raise ModelFileError("The model file has an invalid architecture (not JSON).") from None
     cost = architecture_cost(specs)
     stored = [n for n in members if n.startswith("p") and n[1:].isdigit()]
-    if len(stored) != len(cost.param_shapes) or set(stored) != {f"p{i}" for i in range(len(stored))}:
+    expected = {f"p{i}" for i in range(len(cost.param_shapes))}
+    if set(stored) != expected:
         raise ModelFileError(f"The architecture needs {len(cost.param_shapes)} weight arrays "
                              f"but the file has {len(stored)}.")
     arrays = []
