@@ -119,12 +119,14 @@ def test_tiny_images_are_no_digit_found_not_an_error(shape):
     assert to_mnist(img) is None
 
 
+# Measured on 200 of each at each size: dots, frames, border lines 99.5-100%, noise 99-100%,
+# scribbles 90-95% called out.
 @pytest.mark.parametrize("kind,side,at_least", [
-    (kind, side, 0.9 if kind == "scribble" else 0.97)
+    (kind, side, {"scribble": 0.85, "noise": 0.95}.get(kind, 0.97))
     for kind in drawings.NON_DIGITS for side in (112, 280)])
 def test_non_digits_are_called_out(kind, side, at_least):
     """Generated dots, frames, lines along the border, scribbles and noise, either polarity."""
-    rng = np.random.default_rng(hash((kind, side)) % 2**32)
+    rng = np.random.default_rng([list(drawings.NON_DIGITS).index(kind), side])
     results = [prepare(drawings.to_image(drawings.NON_DIGITS[kind](rng, side), i % 2 == 0))
                for i in range(40)]
     rejected = [r for r in results if r.outcome != DIGIT]
