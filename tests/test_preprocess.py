@@ -120,9 +120,9 @@ def test_tiny_images_are_no_digit_found_not_an_error(shape):
 
 
 # Measured on 200 of each at each size: dots, frames, border lines 99.5-100%, noise 99-100%,
-# scribbles 90-95% called out.
+# scribbles 95-98.5% called out.
 @pytest.mark.parametrize("kind,side,at_least", [
-    (kind, side, {"scribble": 0.85, "noise": 0.95}.get(kind, 0.97))
+    (kind, side, {"scribble": 0.9, "noise": 0.95}.get(kind, 0.97))
     for kind in drawings.NON_DIGITS for side in (112, 280)])
 def test_non_digits_are_called_out(kind, side, at_least):
     """Generated dots, frames, lines along the border, scribbles and noise, either polarity."""
