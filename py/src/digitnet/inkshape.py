@@ -6,10 +6,11 @@ pieces (8-connected, found from the runs of each row) are measured:
 - pieces that reach the image's edge (``EDGE``) and lie mostly in its outer ``BAND``
   are lines along the border (a frame, a stroke along the pad's edge): they are dropped,
   and if nothing else is left the drawing is not a digit;
+- all the ink must cover well under half the image (a dense scribble does not);
 - the rest must be longer than a few stroke widths (a dot or a blob is not),
-- cross a row or column only a few times and not cover most of its box (a scribble
-  does), and
-- be mostly one or two pieces rather than many specks (noise).
+- be mostly one or two pieces rather than many specks (noise), and
+- enclose at most two gaps, have a stroke length of a few times its size and be crossed
+  only a few times by a row or column (a scribble fails one of these).
 
 The thresholds were set by measuring generated non-digits against real digits drawn as
 the pad sends them and rendered like photos (see the tests).
