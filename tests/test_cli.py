@@ -320,7 +320,24 @@ def test_predict_blank_image_only(digit_images):
     path, _, blank = digit_images
     r = run_cli("predict", "--weights", path, blank)
     assert r.code == 0, r.err
-    assert r.lines == [f"{blank}: no digit found (blank image)"]
+    assert r.lines == [f"{blank}: no digit found (the image is blank)"]
+
+
+def test_predict_says_not_a_digit_for_a_dot_and_a_frame(digit_images, tmp_path):
+    from PIL import Image
+    path, files, _ = digit_images
+    dot = np.full((200, 200), 255, np.uint8)
+    dot[95:110, 95:110] = 0
+    frame = np.full((200, 200), 255, np.uint8)
+    frame[:12], frame[-12:], frame[:, :12], frame[:, -12:] = 0, 0, 0, 0
+    paths = [tmp_path / "dot.png", tmp_path / "frame.png"]
+    for f, img in zip(paths, (dot, frame)):
+        Image.fromarray(img).save(f)
+    r = run_cli("predict", "--weights", path, *paths, files[0][0])
+    assert r.code == 0, r.err
+    assert r.lines[0] == f"{paths[0]}: not a digit (it is a dot or a blob, not a stroke)"
+    assert r.lines[1] == f"{paths[1]}: not a digit (it is only lines along the edge of the image)"
+    assert re.fullmatch(re.escape(str(files[0][0])) + r": \d \(\d\.\d\d\)", r.lines[2])
 
 
 # ---------------------------------------------------------------- bad arguments: exit 2

@@ -96,7 +96,7 @@ def test_arrays_helper_builds_a_loadable_file():
     (lambda a: a.pop("p5"), "needs 6 weight arrays"),
     (lambda a: a.update(p2=np.zeros((128, 256), np.float32)), "p2"),
     (lambda a: a.update(p0=np.full((784, 256), np.nan, np.float32)), "finite"),
-    (lambda a: a.update(architecture=np.array("[{\"type\": \"Bogus\"}]")), "invalid architecture"),
+    (lambda a: a.update(architecture=np.array("[{\"type\": \"Bogus\"}]")), "unknown layer type"),
     (lambda a: a.update(architecture=np.array("not json")), "invalid architecture"),
 ])
 def test_mismatched_files_are_rejected(mutate, message):
@@ -118,7 +118,7 @@ def test_foreign_files_are_rejected(tmp_path):
         loads(b"hello, I am a text file")
     with pytest.raises(ModelFileError):
         loads(npz_bytes(weights=rng.standard_normal((3, 3))))
-    with pytest.raises(ModelFileError, match="cannot read"):
+    with pytest.raises(ModelFileError, match="(?i)cannot read"):
         load(tmp_path / "missing.npz")
     assert issubclass(ModelFileError, ValueError)
 

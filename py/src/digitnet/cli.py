@@ -130,16 +130,18 @@ def read_gray(path: str) -> np.ndarray:
 
 
 def cmd_predict(args) -> None:
-    from .preprocess import to_mnist
+    from .preprocess import DIGIT, EMPTY, prepare
 
     model = load(args.weights)
     for path in args.images:
-        digit = to_mnist(read_gray(path))
-        if digit is None:
-            print(f"{path}: no digit found (blank image)")
-            continue
-        probs = model.predict_proba(digit.reshape(1, 784))[0]
-        print(f"{path}: {int(probs.argmax())} ({probs.max():.2f})")
+        prepared = prepare(read_gray(path))
+        if prepared.outcome == EMPTY:
+            print(f"{path}: no digit found ({prepared.reason})")
+        elif prepared.outcome != DIGIT:
+            print(f"{path}: not a digit ({prepared.reason})")
+        else:
+            probs = model.predict_proba(prepared.image.reshape(1, 784))[0]
+            print(f"{path}: {int(probs.argmax())} ({probs.max():.2f})")
 
 
 def cmd_finetune(args) -> None:

@@ -6,26 +6,21 @@ softmax + cross-entropy gradient from `losses`.
 
 Model file (``.npz``, identical in CPython and the browser): ``format`` (the string
 ``"digitnet-model"``), ``version`` (int), ``architecture`` (JSON list of layer specs),
-and one array per parameter named ``p0, p1, ...`` in ``parameters()`` order.
+and one array per parameter named ``p0, p1, ...`` in ``parameters()`` order. Reading one
+is bounded (file size, parameters, FLOPs): see `modelfile`.
 """
 from __future__ import annotations
 
 import io
 import json
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from . import conv  # noqa: F401  (registers the conv layer types for build_layer)
+from . import modelfile
 from .layers import Layer, LeakyReLU, Linear, Param, ReLU, Softmax, build_layer
-
-FORMAT_NAME = "digitnet-model"
-FORMAT_VERSION = 1
-
-
-class ModelFileError(ValueError):
-    """A model file is truncated, not a digitnet model, or does not match its architecture."""
+from .modelfile import FORMAT_NAME, FORMAT_VERSION, ModelFileError
 
 
 class Sequential:
@@ -154,39 +149,20 @@ def save(model: Sequential, path: str | Path) -> None:
 
 
 def loads(blob: bytes) -> Sequential:
-    """Rebuild a model from ``dumps`` bytes; raises ModelFileError, never half-loads."""
-    try:
-        with np.load(io.BytesIO(blob), allow_pickle=False) as npz:
-            arrays = {name: npz[name] for name in npz.files}
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as e:
-        raise ModelFileError(f"not a readable digitnet model file ({type(e).__name__}: {e})") from None
-    if str(arrays.get("format", "")) != FORMAT_NAME:
-        raise ModelFileError("not a digitnet model file (no 'digitnet-model' format marker)")
-    version = int(arrays.get("version", -1))
-    if version != FORMAT_VERSION:
-        raise ModelFileError(f"model file format version {version} is not supported "
-                             f"(this digitnet reads version {FORMAT_VERSION})")
-    first = arrays.get("p0")
+    """Rebuild a model from ``dumps`` bytes; raises ModelFileError, never half-loads.
+
+    `modelfile.read` checks the file (sizes, architecture, caps, array headers) before
+    anything big is allocated; only a file that passed is built into layers.
+    """
+    contents = modelfile.read(blob)
+    first = contents.arrays[0] if contents.arrays else None
     dtype = first.dtype if first is not None and first.dtype in (np.float32, np.float64) else np.float32
     try:
-        specs = json.loads(str(arrays["architecture"]))
-        model = Sequential([build_layer(spec, dtype=dtype) for spec in specs])
-    except (KeyError, TypeError, ValueError, AttributeError) as e:
-        raise ModelFileError(f"model file has an invalid architecture ({e})") from None
-    params = model.parameters()
-    stored = sorted((k for k in arrays if k.startswith("p") and k[1:].isdigit()), key=lambda k: int(k[1:]))
-    if len(stored) != len(params):
-        raise ModelFileError(f"architecture needs {len(params)} weight arrays, file has {len(stored)}")
-    for i, p in enumerate(params):
-        value = arrays.get(f"p{i}")
-        if value is None or value.shape != p.value.shape:
-            got = None if value is None else value.shape
-            raise ModelFileError(f"weight array p{i} ({p.name}) should have shape {p.value.shape}, "
-                                 f"file has {got}")
-        if value.dtype.kind != "f" or not np.isfinite(value).all():
-            raise ModelFileError(f"weight array p{i} ({p.name}) is not finite floating point")
-    for i, p in enumerate(params):  # only now, after every check passed
-        p.value = arrays[f"p{i}"].astype(dtype)
+        model = Sequential([build_layer(spec, dtype=dtype) for spec in contents.specs])
+    except (KeyError, TypeError, ValueError) as e:
+        raise ModelFileError(f"The model file has an invalid architecture ({e}).") from None
+    for p, value in zip(model.parameters(), contents.arrays):
+        p.value = value.astype(dtype)
         p.grad = np.zeros_like(p.value)
     return model
 
@@ -198,5 +174,5 @@ def load(source: str | Path | bytes) -> Sequential:
     try:
         blob = Path(source).read_bytes()
     except OSError as e:
-        raise ModelFileError(f"cannot read model file {source}: {e.strerror or e}") from None
+        raise ModelFileError(f"Cannot read the model file {source} ({e.strerror or e}).") from None
     return loads(blob)

@@ -4,37 +4,94 @@ MNIST's recipe, reproduced with numpy only: find the ink, crop to it, scale it t
 20x20 box keeping its aspect ratio (area averaging, i.e. anti-aliased), then place it in
 a 28x28 field so its centre of mass sits at pixel (14, 14) — where MNIST digits have it.
 Ink polarity is detected, so dark ink on light paper and light ink on dark both work.
+
+``prepare`` tells three outcomes apart: a digit image, nothing drawn (blank or tiny
+images), and ink that does not look like a digit (see `inkshape` for the rules: dots,
+frames and lines along the border, scribbles, noise). Lines along the image's border are
+dropped before cropping, so a digit drawn inside a frame is still read.
 Not a goal: segmenting several digits, deskewing, or removing heavy clutter from photos.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+
+from . import inkshape
 
 FIELD = 28
 BOX = 20
 CENTRE = 14.0  # mean centre of mass of MNIST digits, in pixel-index coordinates
 MIN_CONTRAST = 0.08  # ink weaker than this (in [0, 1]) counts as no ink at all
 NOISE_FLOOR = 0.1  # fraction of the peak ink treated as paper texture / sensor noise
+MIN_SIDE = 8  # images smaller than this on a side cannot hold a readable digit
+PAPER_BAND = 0.15  # pixels this close to the paper level count as paper
+MIN_PAPER = 0.4  # a drawing leaves at least this share of the image as plain paper
+
+DIGIT, EMPTY, NOT_A_DIGIT = "digit", "empty", "not a digit"
 
 
-def ink_map(gray: np.ndarray) -> np.ndarray | None:
-    """(H, W) grayscale -> (H, W) float64 ink strength in [0, 1], or None if there is no ink.
+@dataclass(frozen=True)
+class Prepared:
+    """What ``prepare`` found.
 
-    The background level is the median of the image border; ink is whatever differs
-    from it, in whichever direction the border says is "paper". Paper texture and sensor
-    noise (estimated from the border's spread) are subtracted before normalising.
+    ``outcome``: DIGIT, EMPTY or NOT_A_DIGIT. ``image``: (28, 28) float32 in [0, 1],
+    ink = 1, for DIGIT, and the same framing of the ink for NOT_A_DIGIT (for a preview);
+    None for EMPTY. ``reason``: a short clause ("the image is blank") for EMPTY and
+    NOT_A_DIGIT, "" for a digit.
     """
+    outcome: str
+    image: np.ndarray | None
+    reason: str = ""
+
+    @property
+    def message(self) -> str:
+        """One sentence for the user ("" for a digit)."""
+        if self.outcome == EMPTY:
+            return f"No digit found: {self.reason}."
+        if self.outcome == NOT_A_DIGIT:
+            return f"That doesn't look like a digit: {self.reason}."
+        return ""
+
+
+def _gray(gray: np.ndarray) -> np.ndarray:
     g = np.asarray(gray, dtype=np.float64)
-    if g.ndim != 2 or g.shape[0] < 2 or g.shape[1] < 2:
+    if g.ndim != 2:
         raise ValueError(f"expected a 2-D grayscale image, got shape {g.shape}")
     if not np.isfinite(g).all():
         raise ValueError("image contains NaN or infinite values")
     if np.asarray(gray).dtype == np.uint8 or g.max() > 1.0:
         g = g / 255.0
-    border = np.concatenate([g[0], g[-1], g[1:-1, 0], g[1:-1, -1]])
-    background = float(np.median(border))
-    noise = 1.4826 * float(np.median(np.abs(border - background)))  # robust std of the paper
-    ink = (background - g if background > 0.5 else g - background) - 3 * noise
+    return g
+
+
+def _paper(g: np.ndarray) -> tuple[float, float, float]:
+    """(paper level, paper noise, share of pixels near the paper level) of an image.
+
+    The paper level is the image's median: ink covers less than half of any drawing,
+    even when it runs along the border (a frame), so the median is paper whichever the
+    polarity. The noise is a robust spread of the pixels near that level.
+    """
+    background = float(np.median(g))
+    near = np.abs(g - background)
+    paper = near[near < 0.25]
+    noise = 1.4826 * float(np.median(paper)) if paper.size else 0.0
+    return background, noise, float((near < PAPER_BAND).mean())
+
+
+def ink_map(gray: np.ndarray) -> np.ndarray | None:
+    """(H, W) grayscale -> (H, W) float64 ink strength in [0, 1], or None if there is no ink.
+
+    Ink is whatever differs from the paper level (see ``_paper``), in the direction
+    (darker or lighter) that differs most. Paper texture and sensor noise are subtracted
+    before normalising.
+    """
+    g = _gray(gray)
+    if min(g.shape) < 2:
+        raise ValueError(f"expected an image at least 2x2 pixels, got shape {g.shape}")
+    background, noise, _ = _paper(g)
+    dark, light = background - g - 3 * noise, g - background - 3 * noise
+    ink = dark if dark.max() > light.max() else light
     peak = ink.max()
     if peak < MIN_CONTRAST:
         return None
@@ -63,14 +120,8 @@ def centre_of_mass(img: np.ndarray) -> tuple[float, float]:
     return float(rows), float(cols)
 
 
-def to_mnist(gray: np.ndarray) -> np.ndarray | None:
-    """(H, W) grayscale image of any size -> (28, 28) float32 in [0, 1], ink = 1.
-
-    Returns None when the image holds no ink (blank pad, empty photo).
-    """
-    ink = ink_map(gray)
-    if ink is None:
-        return None
+def frame_ink(ink: np.ndarray) -> np.ndarray:
+    """(H, W) ink map with some ink -> (28, 28) float32 MNIST framing."""
     rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
     crop = ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
     h, w = crop.shape
@@ -85,3 +136,36 @@ def to_mnist(gray: np.ndarray) -> np.ndarray | None:
     out = np.zeros((FIELD, FIELD), dtype=np.float32)
     out[top:top + new_h, left:left + new_w] = digit
     return out
+
+
+def prepare(gray: np.ndarray) -> Prepared:
+    """(H, W) grayscale image of any size and polarity -> a Prepared outcome.
+
+    Raises ValueError only for input that is not an image (not 2-D, NaN/inf values).
+    """
+    g = _gray(gray)
+    if min(g.shape) < MIN_SIDE:
+        return Prepared(EMPTY, None, f"the image is only {g.shape[1]}x{g.shape[0]} pixels")
+    ink = ink_map(g)
+    if _paper(g)[2] < MIN_PAPER:
+        return Prepared(NOT_A_DIGIT, None if ink is None else frame_ink(ink),
+                        "it covers too much of the image")
+    if ink is None:
+        return Prepared(EMPTY, None, "the image is blank")
+    shape = inkshape.analyse(ink)
+    kept = ink * shape.keep if shape.keep is not None else ink
+    if not kept.any():
+        kept = ink
+    image = frame_ink(kept)
+    if shape.reason:
+        return Prepared(NOT_A_DIGIT, image, shape.reason)
+    return Prepared(DIGIT, image)
+
+
+def to_mnist(gray: np.ndarray) -> np.ndarray | None:
+    """(H, W) grayscale image of any size -> (28, 28) float32 in [0, 1], ink = 1.
+
+    Returns None when the image holds no ink (blank pad, empty photo, tiny image). Ink
+    that does not look like a digit is still framed; ``prepare`` says which it is.
+    """
+    return prepare(gray).image
