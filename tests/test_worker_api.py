@@ -50,11 +50,11 @@ def test_use_model_describes_it_and_a_bad_file_changes_nothing(api, bundle, trai
 def test_check_model_measures_without_switching(api, bundle, trained_bytes):
     other = dumps(mlp(seed=5))   # untrained: near chance
     res = api.check_model(other)
-    assert set(res) == {"architecture", "accuracy"}
+    assert set(res) == {"architecture", "accuracy", "poor"}
     want = float((loads(other).predict(bundle.x_test) == bundle.y_test).mean())
-    assert res["accuracy"] == want and res["accuracy"] < 0.3
-    trained = api.check_model(trained_bytes)["accuracy"]
-    assert trained > 0.85
+    assert res["accuracy"] == want and res["accuracy"] < 0.3 and res["poor"]
+    trained = api.check_model(trained_bytes)
+    assert trained["accuracy"] > 0.85 and not trained["poor"]
     # The pad still uses the trained model.
     probs = api.predict(as_bytes(bundle.x_test[3]), 28, 28, raw=True)["probs"]
     assert probs.argmax() == loads(trained_bytes).predict(bundle.x_test[3:4])[0]

@@ -17,6 +17,7 @@ import numpy as np
 from . import backend, bench, data, examples, explain
 from .finetune import AdaptSession
 from .model import Sequential
+from .modelcheck import POOR_ACCURACY
 from .preprocess import to_mnist
 from .recipes import get_recipe
 from .session import (TrainingSession, check_model, describe, evaluate_model,
@@ -52,10 +53,13 @@ class WorkerAPI:
         return describe(self.model)
 
     def check_model(self, blob) -> dict:
-        """{architecture, accuracy on the test digits} of model bytes, without using them."""
+        """{architecture, accuracy on the test digits, poor: below POOR_ACCURACY} of model
+        bytes, without using them. A poor model can be kept, but should not silently become
+        the pad's model."""
         model = check_model(bytes(blob))
         result = evaluate_model(model, self.data, n_mistakes=0)
-        return {"architecture": result["architecture"], "accuracy": result["accuracy"]}
+        return {"architecture": result["architecture"], "accuracy": result["accuracy"],
+                "poor": result["accuracy"] < POOR_ACCURACY}
 
     def _require_model(self) -> Sequential:
         if self.model is None:
