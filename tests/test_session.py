@@ -18,11 +18,11 @@ def small():
 
 # ---- settings
 
-def test_presets_fill_the_recipe():
-    tutorial = recipe_for({"preset": "tutorial"})
+def test_recipe_names_fill_the_settings():
+    tutorial = recipe_for({"recipe": "seed"})
     assert (tutorial.optimizer, tutorial.lr, tutorial.batch_size, tutorial.epochs) == ("sgd", 1e-3, 256, 5)
-    assert recipe_for({"preset": "best"}).optimizer == "adam"
-    r = recipe_for({"preset": "best", "epochs": 3, "batch_size": 32, "lr": 0.01,
+    assert recipe_for({"recipe": "default"}).optimizer == "adam"
+    r = recipe_for({"recipe": "default", "epochs": 3, "batch_size": 32, "lr": 0.01,
                     "optimizer": "sgd", "augment": False})
     assert (r.epochs, r.batch_size, r.lr, r.optimizer, r.augment_shift) == (3, 32, 0.01, "sgd", 0)
 
@@ -30,7 +30,7 @@ def test_presets_fill_the_recipe():
 @pytest.mark.parametrize("field, value", [
     ("epochs", 0), ("epochs", 1.5), ("epochs", -2), ("batch_size", 0), ("batch_size", 8001),
     ("lr", 0), ("lr", -1), ("lr", 10.5), ("lr", float("nan")), ("optimizer", "rmsprop"),
-    ("preset", "fast")])
+    ("recipe", "fast"), ("recipe", "best")])
 def test_invalid_settings_name_the_field(field, value):
     with pytest.raises(ValueError, match=field):
         recipe_for({field: value})
@@ -39,7 +39,7 @@ def test_invalid_settings_name_the_field(field, value):
 # ---- session
 
 def test_session_steps_to_the_end_with_epoch_records(small):
-    s = TrainingSession(small, {"preset": "best", "epochs": 2, "batch_size": 50})
+    s = TrainingSession(small, {"recipe": "default", "epochs": 2, "batch_size": 50})
     reports = []
     while s.state == "running":
         reports.append(json.loads(s.step_json(0.02)))
@@ -66,7 +66,7 @@ def test_session_steps_to_the_end_with_epoch_records(small):
 
 
 def test_stop_keeps_a_usable_partly_trained_model(small):
-    s = TrainingSession(small, {"preset": "best", "epochs": 5, "batch_size": 25})
+    s = TrainingSession(small, {"recipe": "default", "epochs": 5, "batch_size": 25})
     r = s.step(0.0)  # one batch
     assert r["batches"] == 1 and s.state == "running"
     s.stop()
@@ -78,7 +78,7 @@ def test_stop_keeps_a_usable_partly_trained_model(small):
 
 
 def test_divergence_is_reported_not_raised(small):
-    s = TrainingSession(small, {"preset": "tutorial", "optimizer": "sgd", "lr": 9, "epochs": 1})
+    s = TrainingSession(small, {"recipe": "seed", "optimizer": "sgd", "lr": 9, "epochs": 1})
     while s.state == "running":
         s.step(0.05)
     assert s.state == "diverged"
@@ -94,7 +94,7 @@ def test_session_restores_numpy_matmul_between_slices(small):
         calls.append(1)
         return np.matmul(a, b)
 
-    s = TrainingSession(small, {"preset": "best", "epochs": 1, "batch_size": 100}, matmul=counting)
+    s = TrainingSession(small, {"recipe": "default", "epochs": 1, "batch_size": 100}, matmul=counting)
     s.step(0.0)
     assert calls and layers._matmul is np.matmul
 
@@ -125,7 +125,7 @@ def test_training_with_blas_matches_numpy(small):
     pytest.importorskip("scipy")
     runs = []
     for mm in (None, blas_matmul()):
-        s = TrainingSession(small, {"preset": "tutorial", "epochs": 1}, matmul=mm)
+        s = TrainingSession(small, {"recipe": "seed", "epochs": 1}, matmul=mm)
         while s.state == "running":
             s.step(1.0)
         runs.append([p.value for p in s.model.parameters()])
@@ -217,6 +217,6 @@ def test_without_scipy_there_is_no_blas_matmul_and_training_uses_numpy(monkeypat
     import sys
     monkeypatch.setitem(sys.modules, "scipy.linalg.blas", None)  # import fails
     assert blas_matmul() is None
-    s = TrainingSession(small, {"preset": "tutorial", "epochs": 1}, matmul=blas_matmul())
+    s = TrainingSession(small, {"recipe": "seed", "epochs": 1}, matmul=blas_matmul())
     s.step(0.0)
     assert s.state == "running" and layers.matmul_is_default()

@@ -18,11 +18,9 @@ import numpy as np
 from . import layers
 from .metrics import confusion_matrix
 from .model import ModelFileError, Sequential, dumps, loads
-from .recipes import Recipe, get_recipe, model_and_optimizer
+from .recipes import RECIPES, Recipe, get_recipe, model_and_optimizer
 from .train import TrainingDiverged, training_steps
 
-# The page's preset names -> the recipe names in `recipes.RECIPES`.
-PRESETS = {"tutorial": "seed", "best": "default"}
 MAX_LR = 10.0
 N_MISTAKES = 12
 
@@ -87,14 +85,16 @@ class MatmulSwitch:
 def recipe_for(settings: dict) -> Recipe:
     """The page's settings dict -> a validated Recipe; raises ValueError naming the field.
 
-    settings: model ("mlp"|"cnn"), preset ("tutorial"|"best"), epochs, batch_size, lr,
-    optimizer ("sgd"|"adam"), augment (bool). Missing keys keep the preset's value.
+    settings: model ("mlp"|"cnn"), recipe (a name in `recipes.RECIPES` for that model),
+    epochs, batch_size, lr, optimizer ("sgd"|"adam"), augment (bool). Missing keys keep
+    the recipe's value.
     """
     model = settings.get("model", "mlp")
-    preset = settings.get("preset", "best")
-    if preset not in PRESETS:
-        raise ValueError(f"preset: unknown preset {preset!r}; choose from {sorted(PRESETS)}")
-    base = get_recipe(model, PRESETS[preset])
+    name = settings.get("recipe", "default")
+    names = sorted(n for (m, n) in RECIPES if m == model)
+    if name not in names:
+        raise ValueError(f"recipe: unknown recipe {name!r} for {model!r}; choose from {names}")
+    base = get_recipe(model, name)
     changes = {}
     if settings.get("epochs") is not None:
         epochs = settings["epochs"]
