@@ -5,7 +5,9 @@ import { decodeImageFile, ImageInputError } from "./image-input.js";
 import * as ui from "./ui.js";
 import * as training from "./training.js";
 import * as picker from "./model-picker.js";
+import * as padModel from "./pad-model.js";
 import * as insight from "./insight.js";
+import { siteManifest } from "./site-manifest.js";
 
 const root = document.documentElement;
 const startedAt = performance.now();
@@ -13,8 +15,9 @@ const GALLERY_SIZE = 12;
 
 ui.init();
 ui.renderEmpty();
-training.init({ onModelChanged, pretrainedName: picker.preferred, pretrainedLabel: picker.label });
-picker.init({ onChanged: onPickerChanged });
+training.init({ onListChanged: () => picker.refresh().catch(() => {}) });
+picker.init();
+padModel.onChange((model, { changed }) => changed && showModelChange());
 insight.init({ onToggle: (open) => open && refreshInsight(true) });
 
 let client = null;
@@ -34,7 +37,7 @@ const pad = new Pad(document.querySelector('[data-testid="pad"]'), {
 // A model switch in progress (the CNN downloading) finishes first. With "Inside the
 // network" open, the CNN's feature maps come back with the prediction.
 const predictions = new LatestOnly(async (image) => {
-  await picker.settled();
+  await padModel.settled();
   return client.request("predict", { ...image, insight: insight.isOpen() }, [image.pixels.buffer]);
 });
 
@@ -165,25 +168,13 @@ async function completeOfflineCache() {
   if (!ok) console.warn("digitnet: some files could not be cached for offline use", result);
 }
 
-/** The pad's model changed (trained, imported, pretrained): show its view of things. */
-function onModelChanged({ name, id = null }) {
-  picker.reflect(name === null ? { kind: "pretrained" } : { kind: "stored", id, name });
-  showModelChange(name);
-}
-
-/** The selector by the pad switched the model: tell the training panel, show its view. */
-function onPickerChanged(model) {
-  training.setCurrent(model);
-  showModelChange(model.kind === "stored" ? model.name : null);
-}
-
 let insightKind = "mlp"; // the pad model's kind, as "Inside the network" last saw it
 
 /** Filters of the pad's model (when the panel is open), and the current digit's maps. */
 async function refreshInsight(reclassify = false) {
   if (!insight.isOpen() || !ready) return;
   try {
-    await picker.settled();
+    await padModel.settled();
     const info = await client.request("insight");
     insightKind = info.kind;
     insight.renderFilters(info);
@@ -196,13 +187,42 @@ async function refreshInsight(reclassify = false) {
   else if (reclassify) classify(() => pad.snapshot(112), "drawing", performance.now(), pad.strokes.length);
 }
 
-function showModelChange(name) {
+/** The pad's model changed: its filters, the drawing's prediction and the gallery follow. */
+function showModelChange() {
   refreshInsight(false);
   if (!pad.isEmpty()) classify(() => pad.snapshot(112), "drawing", performance.now(), pad.strokes.length);
-  loadGallery(name).catch((err) => ui.setMessage(`The gallery could not be shown: ${err.message}`, "error"));
+  showGallery();
 }
 
-async function loadGallery(modelName = null) {
+// The gallery scores the pad's model on every bundled test digit (seconds for the CNN, and
+// the worker answers nothing else meanwhile), so it is computed once its card comes near
+// the screen, not at start-up when the first drawing should be answered at once.
+let galleryInView = false;
+
+function watchGallery() {
+  const card = document.querySelector(".gallery-card");
+  if (!("IntersectionObserver" in window)) {
+    galleryInView = true;
+    return;
+  }
+  const observer = new IntersectionObserver((entries) => {
+    if (!entries.some((e) => e.isIntersecting)) return;
+    observer.disconnect();
+    galleryInView = true;
+    showGallery();
+  }, { rootMargin: "200px" });
+  observer.observe(card);
+}
+
+function showGallery() {
+  if (!ready || !galleryInView) return;
+  loadGallery().catch((err) => ui.setMessage(`The gallery could not be shown: ${err.message}`, "error"));
+}
+
+/** The gallery and accuracy of the pad's model (once no switch is in progress). */
+async function loadGallery() {
+  await padModel.settled();
+  const now = padModel.currentModel();
   const { nTest } = await client.request("loadData");
   const result = await client.request("gallery", { n: GALLERY_SIZE });
   ui.renderGallery(result, (pixels) => {
@@ -212,12 +232,24 @@ async function loadGallery(modelName = null) {
     // Already an MNIST input: classified as-is, exactly as in the gallery.
     classify(() => ({ pixels: pixels.slice(), width: 28, height: 28, raw: true }), "test digit");
   });
-  const now = picker.currentModel();
-  ui.renderModelAccuracy(1 - result.wrong / nTest, nTest, modelName,
+  ui.renderModelAccuracy(1 - result.wrong / nTest, nTest, now.kind === "stored" ? now.name : null,
     now.kind === "pretrained" ? now.name.toUpperCase() : "");
 }
 
+/** The build manifest: the pad's default model and the training form's recipes. */
+async function configure() {
+  try {
+    const manifest = await siteManifest();
+    padModel.configure(manifest);
+    picker.showPretrained();
+    training.configure(manifest);
+  } catch (err) {
+    training.configure(null, err.message);
+  }
+}
+
 async function start() {
+  const configured = configure();
   const controlled = await controlledByServiceWorker();
   root.dataset.sw = controlled ? "controlled" : "none";
   const workerStartedAt = performance.now();
@@ -231,23 +263,22 @@ async function start() {
     ui.renderFatal(err);
     return;
   }
+  await configured;
   ready = true;
   // Loading timings and the worker client, for people and benchmarks.
   window.digitnet = { info, startedAt, workerStartedAt, client };
   const seconds = performance.now() / 1000; // since navigation started
   root.dataset.readyMs = String(Math.round(performance.now()));
   ui.renderReady(info, seconds);
+  padModel.enable(client);
   training.enable(client);
-  picker.enable(client);
+  picker.enable();
   refreshInsight(true);
   if (deferred) deferred();
   deferred = null;
   completeOfflineCache().catch((err) => console.warn("digitnet: offline cache", err));
-  try {
-    await loadGallery();
-  } catch (err) {
-    ui.setMessage(`The gallery could not be shown: ${err.message}`, "error");
-  }
+  showGallery();
 }
 
+watchGallery();
 start();
