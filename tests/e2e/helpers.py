@@ -5,7 +5,7 @@ import io
 import math
 import os
 
-# Debian's Chromium with the flags of DESIGN.md section 9 (also used by tools/bench.py).
+# Debian's Chromium, headless, without its background traffic (also used by tools/bench.py).
 CHROMIUM = os.environ.get("DIGITNET_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
