@@ -237,11 +237,11 @@ def test_export_evaluates_in_cpython_and_imports_back_identically(tp, tmp_path):
 
 
 def test_a_cli_trained_model_imports(tp, dist_dir):
-    """The pad's pretrained model file was trained by `python3 -m digitnet train`: it
-    imports and classifies exactly like the pretrained model the page loads from it."""
-    name = _manifest()["default_model"]
-    tp.get_by_test_id("use-pretrained").click()
-    tp.wait_for_function("() => document.querySelector('[data-testid=current-model]').dataset.kind === 'pretrained'")
+    """dist/models/mlp.npz was trained by `python3 -m digitnet train`: it imports and
+    classifies exactly like the pretrained MLP the page loads from the same file."""
+    name = "mlp"
+    tp.select_option('[data-testid="model-select"]', "pretrained:mlp")
+    tp.wait_for_function("() => document.documentElement.dataset.padModel === 'pretrained:mlp'")
     classify_drawing(tp, SHAPES[4])
     pretrained = probabilities(tp)
     tp.get_by_test_id("import").set_input_files(str(dist_dir / "models" / f"{name}.npz"))

@@ -7,11 +7,11 @@ import * as training from "./training.js";
 import * as picker from "./model-picker.js";
 import * as padModel from "./pad-model.js";
 import * as insight from "./insight.js";
+import * as gallery from "./gallery.js";
 import { siteManifest } from "./site-manifest.js";
 
 const root = document.documentElement;
 const startedAt = performance.now();
-const GALLERY_SIZE = 12;
 
 ui.init();
 ui.renderEmpty();
@@ -19,6 +19,15 @@ training.init({ onListChanged: () => picker.refresh().catch(() => {}) });
 picker.init();
 padModel.onChange((model, { changed }) => changed && showModelChange());
 insight.init({ onToggle: (open) => open && refreshInsight(true) });
+gallery.init({
+  onPick: (pixels) => {
+    pad.clear();
+    ui.showThumb(null);
+    ui.setMessage("A test digit from the gallery");
+    // Already an MNIST input: classified as-is, exactly as in the gallery.
+    classify(() => ({ pixels: pixels.slice(), width: 28, height: 28, raw: true }), "test digit");
+  },
+});
 
 let client = null;
 let ready = false;
@@ -191,49 +200,7 @@ async function refreshInsight(reclassify = false) {
 function showModelChange() {
   refreshInsight(false);
   if (!pad.isEmpty()) classify(() => pad.snapshot(112), "drawing", performance.now(), pad.strokes.length);
-  showGallery();
-}
-
-// The gallery scores the pad's model on every bundled test digit (seconds for the CNN, and
-// the worker answers nothing else meanwhile), so it is computed once its card comes near
-// the screen, not at start-up when the first drawing should be answered at once.
-let galleryInView = false;
-
-function watchGallery() {
-  const card = document.querySelector(".gallery-card");
-  if (!("IntersectionObserver" in window)) {
-    galleryInView = true;
-    return;
-  }
-  const observer = new IntersectionObserver((entries) => {
-    if (!entries.some((e) => e.isIntersecting)) return;
-    observer.disconnect();
-    galleryInView = true;
-    showGallery();
-  }, { rootMargin: "200px" });
-  observer.observe(card);
-}
-
-function showGallery() {
-  if (!ready || !galleryInView) return;
-  loadGallery().catch((err) => ui.setMessage(`The gallery could not be shown: ${err.message}`, "error"));
-}
-
-/** The gallery and accuracy of the pad's model (once no switch is in progress). */
-async function loadGallery() {
-  await padModel.settled();
-  const now = padModel.currentModel();
-  const { nTest } = await client.request("loadData");
-  const result = await client.request("gallery", { n: GALLERY_SIZE });
-  ui.renderGallery(result, (pixels) => {
-    pad.clear();
-    ui.showThumb(null);
-    ui.setMessage("A test digit from the gallery");
-    // Already an MNIST input: classified as-is, exactly as in the gallery.
-    classify(() => ({ pixels: pixels.slice(), width: 28, height: 28, raw: true }), "test digit");
-  });
-  ui.renderModelAccuracy(1 - result.wrong / nTest, nTest, now.kind === "stored" ? now.name : null,
-    now.kind === "pretrained" ? now.name.toUpperCase() : "");
+  gallery.modelChanged();
 }
 
 /** The build manifest: the pad's default model and the training form's recipes. */
@@ -277,8 +244,7 @@ async function start() {
   if (deferred) deferred();
   deferred = null;
   completeOfflineCache().catch((err) => console.warn("digitnet: offline cache", err));
-  showGallery();
+  gallery.enable(client);
 }
 
-watchGallery();
 start();

@@ -62,6 +62,7 @@ export async function refresh() {
     records = []; // no IndexedDB: pretrained models only
   }
   const current = padModel.currentModel();
+  if (!current) return;
   const options = records.map((r) => {
     const o = document.createElement("option");
     o.value = `stored:${r.id}`;

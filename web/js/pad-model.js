@@ -1,6 +1,6 @@
 // The pad's model: the one owner of which network classifies the pad, and the one way to
 // change it. Every switch (the selector, "Use" on a kept model, "use the pretrained
-// model", an import, a finished training run) goes through `switchTo`: switches run one
+// model", an import, "Use this model" after a run) goes through `switchTo`: switches run one
 // at a time, and a request made while another runs replaces any request still waiting,
 // so the last choice wins and the ones in between are skipped. Listeners hear only the
 // settled result, so the selector, the prediction and the remembered choice agree.
@@ -11,11 +11,11 @@ const KEY = "digitnet.pretrained"; // the remembered pretrained model's name
 const root = document.documentElement;
 
 let shipped = []; // names of the pretrained models the site ships
-let defaultName = "mlp"; // the one the worker loads at start
+let defaultName = ""; // the one the worker loads at start
 let client = null;
 let enableWorker;
 const workerReady = new Promise((resolve) => (enableWorker = resolve));
-let current = { kind: "pretrained", name: defaultName };
+let current = null; // known once configured
 const loaded = new Set(); // pretrained models the worker has already fetched
 let waiting = null; // the newest request not started: {choice, resolve, reject}
 let draining = null; // Promise while requests are being applied
@@ -39,6 +39,7 @@ export function configure(manifest) {
   current = { kind: "pretrained", name: defaultName };
   loaded.add(defaultName);
   root.dataset.padModel = keyOf(current);
+  for (const fn of changeListeners) fn(current, { changed: false });
 }
 
 /** The remembered pretrained model, or the site's default one. */
@@ -63,7 +64,8 @@ export function pretrainedNames() {
   return shipped.slice();
 }
 
-/** What the pad uses now: {kind: "pretrained", name} or {kind: "stored", id, name, accuracy}. */
+/** What the pad uses now: {kind: "pretrained", name} or {kind: "stored", id, name, accuracy};
+ * null until configure(). */
 export function currentModel() {
   return current;
 }
@@ -112,7 +114,7 @@ export function switchTo(choice) {
 
 /** A kept model was renamed: if the pad uses it, its label follows. */
 export function renamed(id, name) {
-  if (current.kind !== "stored" || current.id !== id) return;
+  if (current?.kind !== "stored" || current.id !== id) return;
   current = { ...current, name };
   for (const fn of changeListeners) fn(current, { changed: false });
 }

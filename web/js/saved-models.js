@@ -73,6 +73,7 @@ export async function keep(record) {
 
 function renderCurrent() {
   const current = padModel.currentModel();
+  if (!current) return;
   els.current.textContent = padModel.labelOf(current);
   els.current.dataset.kind = current.kind;
   els.usePretrained.disabled = !client || current.kind === "pretrained";
@@ -154,7 +155,7 @@ async function remove(r) {
     return;
   }
   const current = padModel.currentModel();
-  if (current.kind === "stored" && current.id === r.id) {
+  if (current?.kind === "stored" && current.id === r.id) {
     await use({ kind: "pretrained", name: padModel.preferredPretrained() },
       `Deleted “${r.name}”; the pad is back on the pretrained model.`, `Deleted “${r.name}”, but could not switch`);
   } else {
