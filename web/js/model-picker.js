@@ -38,7 +38,8 @@ export function showPretrained() {
   });
   els.select.querySelectorAll(":scope > option").forEach((o) => o.remove());
   els.select.prepend(...options);
-  els.select.value = padModel.keyOf(padModel.currentModel());
+  // The remembered choice, which the pad switches to as soon as the worker is ready.
+  els.select.value = `pretrained:${padModel.preferredPretrained()}`;
 }
 
 /** The worker is ready: the selector can be used. */
