@@ -41,7 +41,7 @@ from tools.common import (ASSETS, CACHE, DIST, NODE_MODULES, PY_SRC, WEB,  # noq
                           BuildError, run, sha256_bytes, sha256_file)
 from tools.devserver import make_server, serve_forever  # noqa: E402
 from tools.environment import ensure_test_environment, npm_ci  # noqa: E402
-from tools.pretrained import PRETRAINED_MODELS, build_model  # noqa: E402
+from tools.pretrained import DEFAULT_PAD_MODEL, PRETRAINED_MODELS, build_model  # noqa: E402
 from tools.pyodide_packages import (PYODIDE_CORE_FILES, PYODIDE_NPM, PYODIDE_VERSION,  # noqa: E402
                                     load_lock, package_closure, resolve_package,
                                     resolve_packages)
@@ -202,6 +202,7 @@ def assemble(stage: Path) -> dict:
         "files": files,
         "wheel": f"wheels/{wheel.name}",
         "models": models,
+        "default_model": DEFAULT_PAD_MODEL,
         "pyodide": {"version": PYODIDE_VERSION, "packages": base, "training_packages": training},
         "precache": precache_urls,
         "optional": optional_urls,

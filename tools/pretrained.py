@@ -18,6 +18,10 @@ PRETRAINED_MODELS = {
     "mlp": ("train", "--model", "mlp", "--recipe", "default"),
     "cnn": ("train", "--model", "cnn", "--recipe", "default"),
 }
+# The pad's model on a first visit (the worker loads it at start): the most accurate one
+# that keeps stroke->probabilities p95 <= 60 ms and a cold load <= 4 s (measured with
+# tools/measure_pad_models.py).
+DEFAULT_PAD_MODEL = "cnn"
 
 
 def model_cache_key(argv) -> str:

@@ -96,7 +96,7 @@ async function init() {
   // Independent downloads start at once, while the runtime boots.
   const manifestP = fetchOk(new URL("build-manifest.json", BASE), "the build manifest").then((r) => r.json());
   const modelBytesP = manifestP.then((m) =>
-    fetchOk(new URL(m.models.mlp, BASE), "the pretrained model").then((r) => r.arrayBuffer()));
+    fetchOk(new URL(m.models[m.default_model], BASE), "the pretrained model").then((r) => r.arrayBuffer()));
   modelBytesP.catch(() => {}); // reported where awaited
 
   progress("runtime");
@@ -119,7 +119,7 @@ async function init() {
   progress("model");
   const modelBytes = new Uint8Array(await modelBytesP);
   call("use_model", modelBytes);
-  pretrained.mlp = Promise.resolve(modelBytes);
+  pretrained[manifest.default_model] = Promise.resolve(modelBytes);
 
   timings.ready = Math.round(performance.now() - t0);
   return { version: manifest.version, timings, modelBytes: modelBytes.byteLength };

@@ -113,6 +113,12 @@ def classify_drawing(page, strokes, touch: bool = False) -> str:
     return page.get_by_test_id("prediction").inner_text().strip()
 
 
+def show_gallery(page, timeout: float = 90_000) -> None:
+    """Scroll to the gallery (the page computes it once it is near the screen) and wait for it."""
+    page.locator(".gallery-card").scroll_into_view_if_needed()
+    page.get_by_test_id("gallery-item").first.wait_for(timeout=timeout)
+
+
 def probabilities(page) -> list[float]:
     return [float(page.get_attribute(f'[data-testid="prob-{d}"]', "data-value")) for d in range(10)]
 

@@ -1,8 +1,9 @@
-"""The CNN in the page, driven in real Chromium: the selector by the pad (pretrained MLP /
-CNN, the CNN downloaded on first use), drawn digits classified by the CNN, "Inside the
-network" (filters and feature maps drawn: canvas pixels read back), the CNN's stroke ->
-probabilities latency, switching back to the MLP, the choice surviving a reload, and a
-short CNN training run in the panel whose model the selector can pick.
+"""The CNN in the page, driven in real Chromium: the pad starts on the pretrained CNN (the
+site's default model; the MLP is downloaded on first use), drawn digits classified by the
+CNN, "Inside the network" (filters and feature maps drawn: canvas pixels read back), the
+CNN's stroke -> probabilities latency, switching to the MLP and back, the choice
+surviving a reload, and a short CNN training run in the panel whose model the selector
+can pick.
 
 The tests share one page (module fixture `cp`), in order.
 """
@@ -12,7 +13,7 @@ import statistics
 
 import pytest
 
-from helpers import SHAPES, probabilities, wait_ready
+from helpers import SHAPES, probabilities, show_gallery, wait_ready
 from helpers import classify_drawing as _classify_drawing
 
 LATENCY_STROKES = 36
@@ -82,25 +83,21 @@ def p95(values):
     return v[max(0, int(round(0.95 * len(v))) - 1)]
 
 
-def test_starts_on_the_mlp_without_downloading_the_cnn(cp):
-    assert pad_model(cp) == "pretrained:mlp"
-    assert cp.input_value('[data-testid="model-select"]') == "pretrained:mlp"
-    assert not any(u.endswith("models/cnn.npz") for u in cp.requests)
-    cp.get_by_test_id("gallery-item").first.wait_for()
-    shared["mlp_probs_7"] = (classify_drawing(cp, SHAPES[7]), probabilities(cp))
+def test_starts_on_the_cnn(cp):
+    assert pad_model(cp) == "pretrained:cnn"
+    assert cp.input_value('[data-testid="model-select"]') == "pretrained:cnn"
+    assert cp.inner_text('[data-testid="current-model"]') == "the pretrained CNN"
+    show_gallery(cp)
+    assert cp.inner_text("#model-accuracy").startswith("Pretrained CNN")
+    shared["cnn_probs_7"] = (classify_drawing(cp, SHAPES[7]), probabilities(cp))
 
 
 @pytest.mark.parametrize("digit", [0, 1, 7])
 def test_cnn_classifies_drawn_digits(cp, digit):
-    if pad_model(cp) != "pretrained:cnn":
-        select_model(cp, "pretrained:cnn")
-        assert any(u.endswith("models/cnn.npz") for u in cp.requests)
-        assert "CNN" in cp.inner_text('[data-testid="current-model"]')
+    assert pad_model(cp) == "pretrained:cnn"
     assert classify_drawing(cp, SHAPES[digit]) == str(digit)
     probs = probabilities(cp)
     assert abs(sum(probs) - 1) < 0.01 and max(probs) == probs[digit]
-    if digit == 7:  # a different network: different probabilities for the same drawing
-        assert probs != shared["mlp_probs_7"][1]
 
 
 def test_inside_the_network_shows_filters_and_feature_maps(cp):
@@ -144,12 +141,13 @@ def test_cnn_stroke_latency(cp):
     assert p95(open_lat) <= 60, open_lat
 
 
-def test_switching_back_to_the_mlp(cp):
+def test_switching_to_the_mlp(cp):
     select_model(cp, "pretrained:mlp")
     assert cp.inner_text('[data-testid="current-model"]') == "the pretrained MLP"
     for digit in (0, 1, 7):
         assert classify_drawing(cp, SHAPES[digit]) == str(digit)
-    assert probabilities(cp) == pytest.approx(shared["mlp_probs_7"][1], abs=1e-4)
+    # A different network: different probabilities for the same drawing.
+    assert probabilities(cp) != pytest.approx(shared["cnn_probs_7"][1], abs=1e-4)
     # The panel (opened again) shows the MLP's first-layer weights, and says it has no maps.
     cp.locator("#inside-details summary").click()
     cp.wait_for_function("() => document.querySelector('[data-testid=filters]').dataset.kind === 'mlp'")
@@ -161,17 +159,23 @@ def test_switching_back_to_the_mlp(cp):
 
 
 def test_choice_survives_reload(cp):
-    select_model(cp, "pretrained:cnn")
+    assert pad_model(cp) == "pretrained:mlp"
+    classify_drawing(cp, SHAPES[7])
+    mlp_probs = probabilities(cp)
     cp.reload()
     _wait_ready(cp)
-    assert cp.input_value('[data-testid="model-select"]') == "pretrained:cnn"
-    cp.wait_for_function("() => document.documentElement.dataset.padModel === 'pretrained:cnn'", timeout=60_000)
-    assert "CNN" in cp.inner_text('[data-testid="current-model"]')
+    assert cp.input_value('[data-testid="model-select"]') == "pretrained:mlp"
+    cp.wait_for_function("() => document.documentElement.dataset.padModel === 'pretrained:mlp'", timeout=60_000)
+    assert "MLP" in cp.inner_text('[data-testid="current-model"]')
     assert classify_drawing(cp, SHAPES[7]) == "7"
-    cp.wait_for_function("() => document.querySelector('#model-accuracy').textContent.startsWith('Pretrained CNN')",
+    cp.locator(".gallery-card").scroll_into_view_if_needed()
+    cp.wait_for_function("() => document.querySelector('#model-accuracy').textContent.startsWith('Pretrained MLP')",
                          timeout=60_000)
-    assert probabilities(cp) != pytest.approx(shared["mlp_probs_7"][1], abs=1e-4)
-    # The training panel's "Use the pretrained model" keeps the chosen pretrained CNN.
+    assert probabilities(cp) == pytest.approx(mlp_probs, abs=1e-4)
+    # Back to the CNN: the same probabilities as at the start.
+    select_model(cp, "pretrained:cnn")
+    assert classify_drawing(cp, SHAPES[7]) == "7"
+    assert probabilities(cp) == pytest.approx(shared["cnn_probs_7"][1], abs=1e-4)
     cp.locator("#inside-details summary").click()
     cp.wait_for_function("() => document.querySelector('[data-testid=filters]').dataset.kind === 'cnn'")
     assert not cp.errors, cp.errors

@@ -6,6 +6,7 @@ The offline and phone tests need their own browser contexts.
 """
 from __future__ import annotations
 
+import json
 import time
 import urllib.parse
 
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 
 from helpers import (READY_TIMEOUT, SHAPES, classify_drawing, draw_mouse, png_bytes,
-                     probabilities, seq, wait_next_result, wait_ready)
+                     probabilities, seq, show_gallery, wait_next_result, wait_ready)
 
 def _record(page, recorder):
     """page.requests: every request URL (page events + the server's log incl. workers)."""
@@ -57,7 +58,12 @@ def model_and_data(dist_dir):
     import digitnet
     from digitnet import data
 
-    return digitnet.load(dist_dir / "models" / "mlp.npz"), data.load_bundle()
+    return digitnet.load(dist_dir / "models" / f"{_default_model(dist_dir)}.npz"), data.load_bundle()
+
+
+def _default_model(dist_dir) -> str:
+    """The pretrained model the pad starts on (build-manifest.json)."""
+    return json.loads((dist_dir / "build-manifest.json").read_text())["default_model"]
 
 
 # ---- loading ---------------------------------------------------------------------------
@@ -249,8 +255,8 @@ def test_blank_upload_says_no_digit(app):
 
 
 def test_gallery_shows_predicted_vs_actual(app):
+    show_gallery(app)
     items = app.get_by_test_id("gallery-item")
-    items.first.wait_for()
     n = items.count()
     assert 10 <= n <= 16
     labels = {int(items.nth(i).get_attribute("data-label")) for i in range(n)}
@@ -329,7 +335,7 @@ def test_broken_model_file_gives_readable_error_state(browser, dist_dir, tmp_pat
         if src.is_file():
             dst = site / src.relative_to(dist_dir)
             dst.parent.mkdir(parents=True, exist_ok=True)
-            if src.relative_to(dist_dir).as_posix() == "models/mlp.npz":
+            if src.relative_to(dist_dir).as_posix() == f"models/{_default_model(dist_dir)}.npz":
                 dst.write_bytes(b"PK\x03\x04 not really a model")
             else:
                 dst.symlink_to(src)
@@ -371,7 +377,7 @@ def test_offline_after_first_visit(browser, base_url, recorder):
         assert classify_drawing(page, SHAPES[0]) == "0"
         # The page also reached the gallery (data from the cache), and still reports that
         # everything is cached.
-        page.get_by_test_id("gallery-item").first.wait_for()
+        show_gallery(page)
         page.wait_for_function("() => document.documentElement.dataset.offline === 'ready'",
                                timeout=30_000)
         assert _offsite(page.requests, base_url) == []

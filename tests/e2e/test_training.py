@@ -7,6 +7,7 @@ used by the next ones, and each checks the page still classifies after what came
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -21,6 +22,16 @@ from helpers import classify_drawing as _classify_drawing
 ROOT = Path(__file__).resolve().parents[2]
 TRAIN_TIMEOUT = 120_000
 shared: dict = {}
+
+
+def _manifest() -> dict:
+    return json.loads((ROOT / "dist" / "build-manifest.json").read_text())
+
+
+def _tutorial_recipe() -> str:
+    """The MLP's plain-SGD recipe, whatever the build names it."""
+    mlp = _manifest()["recipes"]["recipes"]["mlp"]
+    return next(name for name, r in mlp.items() if r["optimizer"] == "sgd")
 
 
 def _wait_ready(page):
@@ -40,8 +51,9 @@ def tp(browser, base_url):
     context.close()
 
 
-def settings(page, recipe="tutorial", **fields):
-    page.select_option("#t-preset", recipe)
+def settings(page, recipe=None, **fields):
+    """Choose `recipe` (default: the tutorial recipe), then type the given fields."""
+    page.select_option("#t-preset", recipe or _tutorial_recipe())
     ids = {"epochs": "#t-epochs", "batch_size": "#t-batch", "lr": "#t-lr"}
     for name, value in fields.items():
         if name == "optimizer":
@@ -82,8 +94,10 @@ def saved(page, text):
 def test_invalid_inputs_are_refused(tp):
     train = tp.get_by_test_id("train")
     assert train.is_enabled()
-    cases = [("#t-epochs", ["0", "-3", "1.5", "abc", ""]),
-             ("#t-batch", ["0", "8001", "12x"]),
+    spec = _manifest()["recipes"]
+    limits = spec["limits"]
+    cases = [("#t-epochs", ["0", "-3", "1.5", "abc", "", str(limits["epochs"]["max"] + 1)]),
+             ("#t-batch", ["0", str(spec["train_size"] + 1), "12x"]),
              ("#t-lr", ["0", "-0.1", "11", "abc", ""])]
     for field, values in cases:
         for value in values:
@@ -96,11 +110,18 @@ def test_invalid_inputs_are_refused(tp):
     settings(tp, "default")  # the recipe refills every field with valid values
     assert train.is_enabled()
     assert all(not tp.inner_text(f"{f}-error").strip() for f, _ in cases)
-    assert tp.input_value("#t-lr") == "0.002" and tp.input_value("#t-epochs") == "30"
+    default = spec["recipes"]["mlp"]["default"]
+    assert float(tp.input_value("#t-lr")) == default["lr"]
+    assert int(tp.input_value("#t-epochs")) == default["epochs"]
+    assert int(tp.input_value("#t-batch")) == default["batch_size"]
+    assert tp.input_value("#t-optimizer") == default["optimizer"]
+    # The recipe choices are the build's, for the chosen model.
+    names = tp.eval_on_selector_all("#t-preset option", "os => os.map(o => o.value)")
+    assert sorted(names) == sorted(spec["recipes"]["mlp"])
 
 
 def test_train_one_epoch_end_to_end(tp):
-    settings(tp, "tutorial", epochs=1)
+    settings(tp, epochs=1)
     start_run(tp)
     assert outcome(tp) == "done"
     assert tp.get_attribute("#train-progress", "aria-valuenow") == "100"
@@ -117,7 +138,7 @@ def test_train_one_epoch_end_to_end(tp):
     assert tp.locator("#mistakes li").count() > 0
     assert tp.evaluate("document.documentElement.dataset.state") == "ready"
     assert "examples/s" in tp.inner_text("#train-status")
-    assert saved(tp, "tutorial · 1 epoch").count() == 1
+    assert saved(tp, f"{_tutorial_recipe()} · 1 epoch").count() == 1
     shared["tutorial_accuracy"] = acc
     assert not tp.errors
 
@@ -167,7 +188,7 @@ def test_divergence_is_caught_and_the_previous_model_stays(tp):
     before = classify_drawing(tp, SHAPES[4])
     probs = probabilities(tp)
     n_saved = tp.locator('[data-testid="saved-model"]').count()
-    settings(tp, "tutorial", epochs=1, lr=9, optimizer="sgd")
+    settings(tp, epochs=1, lr=9, optimizer="sgd")
     start_run(tp)
     assert outcome(tp) == "diverged"
     error = tp.get_by_test_id("train-error")
@@ -182,7 +203,7 @@ def test_divergence_is_caught_and_the_previous_model_stays(tp):
 
 
 def test_export_evaluates_in_cpython_and_imports_back_identically(tp, tmp_path):
-    item = saved(tp, "tutorial · 1 epoch").first
+    item = saved(tp, f"{_tutorial_recipe()} · 1 epoch").first
     item.get_by_role("button", name=re.compile("^Use")).click()
     tp.wait_for_function("() => document.querySelector('[data-testid=current-model]').dataset.kind === 'stored'")
     classify_drawing(tp, SHAPES[7])
@@ -217,26 +238,28 @@ def test_export_evaluates_in_cpython_and_imports_back_identically(tp, tmp_path):
 
 def test_a_cli_trained_model_imports(tp, dist_dir):
     """dist/models/mlp.npz was trained by `python3 -m digitnet train`: it imports and
-    classifies exactly like the pretrained model the page loads from the same file."""
-    tp.get_by_test_id("use-pretrained").click()
-    tp.wait_for_function("() => document.querySelector('[data-testid=current-model]').dataset.kind === 'pretrained'")
+    classifies exactly like the pretrained MLP the page loads from the same file."""
+    name = "mlp"
+    tp.select_option('[data-testid="model-select"]', "pretrained:mlp")
+    tp.wait_for_function("() => document.documentElement.dataset.padModel === 'pretrained:mlp'")
     classify_drawing(tp, SHAPES[4])
     pretrained = probabilities(tp)
-    tp.get_by_test_id("import").set_input_files(str(dist_dir / "models" / "mlp.npz"))
-    tp.wait_for_function("() => /Imported mlp.npz/.test(document.querySelector('#models-message').textContent)")
-    assert "97" in tp.inner_text("#models-message") or "96" in tp.inner_text("#models-message")
+    tp.get_by_test_id("import").set_input_files(str(dist_dir / "models" / f"{name}.npz"))
+    tp.wait_for_function(f"() => /Imported {name}.npz/.test(document.querySelector('#models-message').textContent)")
+    shown = re.search(r"\((\d+\.\d)% on the test digits\)", tp.inner_text("#models-message"))
+    assert shown and float(shown.group(1)) >= 96, tp.inner_text("#models-message")
     assert tp.get_attribute('[data-testid="current-model"]', "data-kind") == "stored"
     classify_drawing(tp, SHAPES[4])
     assert probabilities(tp) == pretrained
     # Keep the list as the later tests expect it.
     imported = tp.locator('[data-testid="saved-model"]').filter(
-        has=tp.locator(".model-name", has_text=re.compile(r"^mlp$")))
+        has=tp.locator(".model-name", has_text=re.compile(f"^{name}$")))
     assert imported.count() == 1
     imported.get_by_role("button", name=re.compile("^Delete")).click()
     tp.wait_for_function("() => document.querySelector('[data-testid=current-model]').dataset.kind === 'pretrained'")
     # The list re-renders on its own schedule: wait for it, or the next test counts a stale list.
-    tp.wait_for_function("""() => ![...document.querySelectorAll('[data-testid=saved-model] .model-name')]
-                                    .some((el) => el.textContent.trim() === 'mlp')""")
+    tp.wait_for_function("""(name) => ![...document.querySelectorAll('[data-testid=saved-model] .model-name')]
+                                    .some((el) => el.textContent.trim() === name)""", arg=name)
 
 
 @pytest.mark.parametrize("name, payload", [
@@ -280,7 +303,7 @@ def test_trained_models_survive_a_reload(tp):
     assert tp.locator('[data-testid="saved-model"] .model-name').all_inner_texts() == names
     # After a reload the pad starts on the pretrained model; a kept model is one click away.
     assert tp.get_attribute('[data-testid="current-model"]', "data-kind") == "pretrained"
-    saved(tp, "tutorial · 1 epoch").first.get_by_role("button", name=re.compile("^Use")).click()
+    saved(tp, f"{_tutorial_recipe()} · 1 epoch").first.get_by_role("button", name=re.compile("^Use")).click()
     tp.wait_for_function("() => document.querySelector('[data-testid=current-model]').dataset.kind === 'stored'")
     classify_drawing(tp, SHAPES[7])
     assert probabilities(tp) == shared["imported_probs"]

@@ -5,19 +5,35 @@ import { decodeImageFile, ImageInputError } from "./image-input.js";
 import * as ui from "./ui.js";
 import * as training from "./training.js";
 import * as picker from "./model-picker.js";
+import * as padModel from "./pad-model.js";
 import * as insight from "./insight.js";
 import * as teach from "./teach.js";
+import * as gallery from "./gallery.js";
+import { siteManifest } from "./site-manifest.js";
 
 const root = document.documentElement;
 const startedAt = performance.now();
-const GALLERY_SIZE = 12;
 
 ui.init();
 ui.renderEmpty();
-training.init({ onModelChanged, pretrainedName: picker.preferred, pretrainedLabel: picker.label });
-picker.init({ onChanged: onPickerChanged });
+training.init({ onListChanged: () => picker.refresh().catch(() => {}) });
+picker.init();
+padModel.onChange((model, { changed }) => changed && showModelChange());
 insight.init({ onToggle: (open) => open && refreshInsight(true) });
-teach.init({ sourceName: padModelName, settled: () => picker.settled(), onAdapted });
+teach.init({
+  sourceName: () => padModel.labelOf(padModel.currentModel()),
+  settled: () => padModel.settled(),
+  onAdapted,
+});
+gallery.init({
+  onPick: (pixels) => {
+    pad.clear();
+    ui.showThumb(null);
+    ui.setMessage("A test digit from the gallery");
+    // Already an MNIST input: classified as-is, exactly as in the gallery.
+    classify(() => ({ pixels: pixels.slice(), width: 28, height: 28, raw: true }), "test digit");
+  },
+});
 
 let client = null;
 let ready = false;
@@ -36,7 +52,7 @@ const pad = new Pad(document.querySelector('[data-testid="pad"]'), {
 // A model switch in progress (the CNN downloading) finishes first. With "Inside the
 // network" open, the CNN's feature maps come back with the prediction.
 const predictions = new LatestOnly(async (image) => {
-  await picker.settled();
+  await padModel.settled();
   return client.request("predict", { ...image, insight: insight.isOpen() }, [image.pixels.buffer]);
 });
 
@@ -169,29 +185,12 @@ async function completeOfflineCache() {
   if (!ok) console.warn("digitnet: some files could not be cached for offline use", result);
 }
 
-/** The pad's model changed (trained, imported, pretrained): show its view of things. */
-function onModelChanged({ name, id = null }) {
-  picker.reflect(name === null ? { kind: "pretrained" } : { kind: "stored", id, name });
-  showModelChange(name);
-}
-
-/** "Adapt to my handwriting" made `record` (kept like a trained model) the pad's model. */
-async function onAdapted(record) {
-  training.setCurrent({ kind: "stored", id: record.id, name: record.name });
-  training.refreshList();
-  await picker.reflect({ kind: "stored", id: record.id, name: record.name });
-  showModelChange(record.name);
-}
-
-function padModelName() {
-  const now = picker.currentModel();
-  return now.kind === "pretrained" ? `the pretrained ${now.name.toUpperCase()}` : `“${now.name}”`;
-}
-
-/** The selector by the pad switched the model: tell the training panel, show its view. */
-function onPickerChanged(model) {
-  training.setCurrent(model);
-  showModelChange(model.kind === "stored" ? model.name : null);
+/** "Adapt to my handwriting" made a model: keep it like a trained one, then the pad uses
+ * it. Resolves with the kept record (id null when the browser could not store it). */
+async function onAdapted(fields) {
+  const record = await training.keepModel(fields);
+  await padModel.switchTo({ kind: "stored", id: record.id, name: record.name, bytes: record.bytes });
+  return record;
 }
 
 let insightKind = "mlp"; // the pad model's kind, as "Inside the network" last saw it
@@ -200,7 +199,7 @@ let insightKind = "mlp"; // the pad model's kind, as "Inside the network" last s
 async function refreshInsight(reclassify = false) {
   if (!insight.isOpen() || !ready) return;
   try {
-    await picker.settled();
+    await padModel.settled();
     const info = await client.request("insight");
     insightKind = info.kind;
     insight.renderFilters(info);
@@ -213,28 +212,27 @@ async function refreshInsight(reclassify = false) {
   else if (reclassify) classify(() => pad.snapshot(112), "drawing", performance.now(), pad.strokes.length);
 }
 
-function showModelChange(name) {
+/** The pad's model changed: its filters, the drawing's prediction and the gallery follow. */
+function showModelChange() {
   refreshInsight(false);
   if (!pad.isEmpty()) classify(() => pad.snapshot(112), "drawing", performance.now(), pad.strokes.length);
-  loadGallery(name).catch((err) => ui.setMessage(`The gallery could not be shown: ${err.message}`, "error"));
+  gallery.modelChanged();
 }
 
-async function loadGallery(modelName = null) {
-  const { nTest } = await client.request("loadData");
-  const result = await client.request("gallery", { n: GALLERY_SIZE });
-  ui.renderGallery(result, (pixels) => {
-    pad.clear();
-    ui.showThumb(null);
-    ui.setMessage("A test digit from the gallery");
-    // Already an MNIST input: classified as-is, exactly as in the gallery.
-    classify(() => ({ pixels: pixels.slice(), width: 28, height: 28, raw: true }), "test digit");
-  });
-  const now = picker.currentModel();
-  ui.renderModelAccuracy(1 - result.wrong / nTest, nTest, modelName,
-    now.kind === "pretrained" ? now.name.toUpperCase() : "");
+/** The build manifest: the pad's default model and the training form's recipes. */
+async function configure() {
+  try {
+    const manifest = await siteManifest();
+    padModel.configure(manifest);
+    picker.showPretrained();
+    training.configure(manifest);
+  } catch (err) {
+    training.configure(null, err.message);
+  }
 }
 
 async function start() {
+  const configured = configure();
   const controlled = await controlledByServiceWorker();
   root.dataset.sw = controlled ? "controlled" : "none";
   const workerStartedAt = performance.now();
@@ -248,24 +246,22 @@ async function start() {
     ui.renderFatal(err);
     return;
   }
+  await configured;
   ready = true;
   // Loading timings and the worker client, for people and benchmarks.
   window.digitnet = { info, startedAt, workerStartedAt, client };
   const seconds = performance.now() / 1000; // since navigation started
   root.dataset.readyMs = String(Math.round(performance.now()));
   ui.renderReady(info, seconds);
+  padModel.enable(client);
   training.enable(client);
-  picker.enable(client);
+  picker.enable();
   teach.enable(client);
   refreshInsight(true);
   if (deferred) deferred();
   deferred = null;
   completeOfflineCache().catch((err) => console.warn("digitnet: offline cache", err));
-  try {
-    await loadGallery();
-  } catch (err) {
-    ui.setMessage(`The gallery could not be shown: ${err.message}`, "error");
-  }
+  gallery.enable(client);
 }
 
 start();

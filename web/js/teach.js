@@ -4,7 +4,6 @@
 // The adapted model is kept like a trained model (model-store.js) and the page's wiring
 // (main.js, `onAdapted`) makes it the pad's model. Python never runs here.
 import * as examples from "./examples-store.js";
-import * as models from "./model-store.js";
 
 const $ = (sel) => document.querySelector(sel);
 const root = document.documentElement;
@@ -20,8 +19,8 @@ let busy = false;
 
 /**
  * hooks: sourceName() -> text naming the pad's model ("the pretrained MLP");
- * settled() -> Promise (no model switch in progress); onAdapted(record): make the adapted
- * model (already loaded in the worker's pad) the page's current model.
+ * settled() -> Promise (no model switch in progress); onAdapted(fields) -> Promise of the
+ * kept record (id null if the browser could not store it), once the pad uses it.
  */
 export function init(options = {}) {
   hooks = options;
@@ -274,16 +273,8 @@ async function adapt() {
     const name = `Adapted ${source.replace(/^the /, "")} · ${plural(n, "example")}`;
     const fields = { name, accuracy: r.accuracy, architecture: r.architecture,
       settings: { adapted_from: source, examples: n, source_accuracy: r.source_accuracy }, bytes: res.bytes };
-    let storeNote = "";
-    try {
-      record = await models.add(fields);
-    } catch (err) {
-      record = { ...fields, id: null };
-      storeNote = ` It could not be kept in the browser (${err.message}): it is used for this visit only.`;
-    }
-    const bytes = res.bytes.slice();
-    await client.request("useModel", { bytes }, [bytes.buffer]);
-    await hooks.onAdapted?.(record);
+    record = await hooks.onAdapted(fields);
+    const storeNote = record.id === null ? " It could not be kept in the browser: it is used for this visit only." : "";
     showResult(r, source, res.trainS);
     say(els.message, `The pad now uses “${name}”.${storeNote}`, storeNote ? "error" : "info");
   } catch (err) {
