@@ -23,6 +23,16 @@ class Recipe:
     loss_reduction: str = "mean"
     lr_schedule: str = "constant"
     seed: int = 0
+    # Augmentation beyond shifts (digitnet.augment.augment_epoch); 0 = off.
+    augment_affine: float = 0.0   # fraction of images given a random affine map per epoch
+    augment_elastic: float = 0.0  # elastic distortion strength (alpha) with those maps
+    augment_stroke: float = 0.0   # fraction made thicker or thinner
+    augment_styles: float = 0.0   # fraction of 1s, 7s and 0s given a continental style
+
+    def augmentation(self) -> dict:
+        """The augment_epoch settings of this recipe."""
+        return {"affine": self.augment_affine, "elastic_alpha": self.augment_elastic,
+                "stroke": self.augment_stroke, "styles": self.augment_styles}
 
     def to_dict(self) -> dict:
         return asdict(self)

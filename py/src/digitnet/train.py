@@ -12,6 +12,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from .augment import augment_epoch
 from .data import batches, one_hot, random_shift
 from .losses import softmax_cross_entropy
 from .metrics import accuracy
@@ -37,7 +38,7 @@ def evaluate(model: Sequential, x: np.ndarray, y: np.ndarray) -> float:
 def training_steps(model: Sequential, x: np.ndarray, y: np.ndarray, optimizer, *, epochs: int,
                    batch_size: int, augment_shift: int = 0, seed: int = 0,
                    lr_schedule: str = "constant", loss_reduction: str = "mean",
-                   x_val: np.ndarray | None = None,
+                   augment: dict | None = None, x_val: np.ndarray | None = None,
                    y_val: np.ndarray | None = None) -> Iterator[dict]:
     """Train batch by batch, yielding a record after every batch and every epoch.
 
@@ -48,7 +49,8 @@ def training_steps(model: Sequential, x: np.ndarray, y: np.ndarray, optimizer, *
     ``optimizer`` walks ``model.parameters()``; ``lr_schedule="cosine"`` lowers its
     learning rate each epoch along half a cosine, from the initial value towards 0.
     ``augment_shift`` > 0 shifts each image by up to that many pixels, drawn afresh
-    every epoch. Records (dicts):
+    every epoch; ``augment`` (keywords of ``augment.augment_epoch``) transforms the
+    images afresh every epoch before that shift. Records (dicts):
     batch: kind="batch", epoch, batch, batches, loss, accuracy (batch, in [0, 1]), seen,
     total, elapsed (wall seconds), train_time (seconds spent in batches);
     epoch: kind="epoch", epoch, loss (mean batch loss), accuracy (mean batch accuracy),
@@ -74,7 +76,8 @@ def training_steps(model: Sequential, x: np.ndarray, y: np.ndarray, optimizer, *
             optimizer.lr = base_lr * 0.5 * (1 + np.cos(np.pi * epoch / epochs))
         losses, accs = [], []
         t0 = time.perf_counter()
-        xe = random_shift(x, augment_shift, rng) if augment_shift else x
+        xe = augment_epoch(x, y, rng, **augment) if augment else x
+        xe = random_shift(xe, augment_shift, rng) if augment_shift else xe
         for b, idx in enumerate(batches(len(x), batch_size, rng)):
             xb, tb = xe[idx], targets_all[idx]
             model.zero_grad()
@@ -149,6 +152,6 @@ def fit_recipe(recipe, dataset, **callbacks) -> tuple[Sequential, History]:
     history = fit(model, dataset.x_train, dataset.y_train, optimizer, epochs=recipe.epochs,
                   batch_size=recipe.batch_size, augment_shift=recipe.augment_shift,
                   seed=recipe.seed, loss_reduction=recipe.loss_reduction,
-                  lr_schedule=recipe.lr_schedule,
+                  lr_schedule=recipe.lr_schedule, augment=recipe.augmentation(),
                   x_val=dataset.x_test, y_val=dataset.y_test, **callbacks)
     return model, history
