@@ -9,8 +9,8 @@ the (N, 784) rows training uses). Every random choice comes from the caller's
 - ``elastic``: Simard, Steinkraus & Platt (2003): a uniform random displacement field per
   image, smoothed by a Gaussian of width ``sigma`` and scaled by ``alpha``.
 - ``stroke_width``: thicker or thinner strokes by blending with a 3x3 grey dilation/erosion.
-- ``continental_styles``: the styles written outside the US that MNIST rarely has: a flag
-  and a base on 1s, a crossbar on 7s, a slash through 0s, drawn as antialiased lines.
+- ``continental_styles``: styles MNIST rarely has: a flag and a base on 1s, a crossbar on
+  7s, a slash through 0s, a curled tail under 9s, drawn as antialiased lines.
 """
 from __future__ import annotations
 
@@ -190,44 +190,53 @@ def _column_at(ink: np.ndarray, rows: np.ndarray, fallback: np.ndarray) -> np.nd
     return np.where(count > 0, mean, fallback)
 
 
+STYLED = (0, 1, 7, 9)
+
+
 def continental_styles(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
                        fraction: float = 0.5) -> np.ndarray:
-    """Restyle about ``fraction`` of the 1s, 7s and 0s of (N, 28, 28) images: a flag (and
-    half the time a base) on 1s, a crossbar on 7s, a slash on 0s. Returns a new array."""
+    """Restyle about ``fraction`` of the 0s, 1s, 7s and 9s of (N, 28, 28) images: a slash
+    on 0s, a flag (and half the time a base) on 1s, a crossbar on 7s, a tail curling left
+    under 9s. Returns a new array."""
     out = images.copy()
-    chosen = (np.isin(labels, (0, 1, 7))) & (rng.random(len(labels)) < fraction)
-    idx = np.flatnonzero(chosen)
+    idx = np.flatnonzero(np.isin(labels, STYLED) & (rng.random(len(labels)) < fraction))
     if idx.size == 0:
         return out
     imgs, lab = images[idx], labels[idx]
+    n = len(idx)
     top, bottom, left, right, ink = _extent(imgs)
     height = np.maximum(bottom - top, 1).astype(np.float32)
     width = np.maximum(right - left, 1).astype(np.float32)
     mid = (left + right) / 2.0
     # Stroke width ~ ink area / ink length; the height stands in for the length.
-    pen = np.clip(ink.sum(axis=(1, 2)) / (height * 1.5), 1.5, 3.0) * rng.uniform(0.8, 1.1, len(idx))
-    j = lambda lo, hi: rng.uniform(lo, hi, len(idx)).astype(np.float32)  # noqa: E731
-    segs = np.zeros((len(idx), 2, 2, 2), dtype=np.float32)
-    # 1: flag from the top down-left; base across the foot (a zero-length one if absent).
+    pen = np.clip(ink.sum(axis=(1, 2)) / (height * 1.5), 1.5, 3.0) * rng.uniform(0.8, 1.1, n)
+    j = lambda lo, hi: rng.uniform(lo, hi, n).astype(np.float32)  # noqa: E731
+    pt = lambda row, col: np.stack([row, col], -1)  # noqa: E731
+    seg = lambda a, b: np.stack([a, b], 1)  # noqa: E731
     c_top = _column_at(ink, top + 1, mid)
     c_bot = _column_at(ink, bottom - 1, mid)
-    flag = np.stack([np.stack([top, c_top], -1),
-                     np.stack([top + height * j(0.2, 0.4), c_top - height * j(0.2, 0.4)], -1)], 1)
-    half = height * j(0.2, 0.32) * (rng.random(len(idx)) < 0.5)
-    base = np.stack([np.stack([bottom, c_bot - half], -1), np.stack([bottom, c_bot + half], -1)], 1)
+    # 1: flag from the top down-left; base across the foot (zero length when absent).
+    flag_end = pt(top + height * j(0.2, 0.4), c_top - height * j(0.2, 0.4))
+    half = height * j(0.2, 0.32) * (rng.random(n) < 0.5)
+    one = [seg(pt(top, c_top), flag_end), seg(pt(bottom, c_bot - half), pt(bottom, c_bot + half))]
     # 7: a short bar across the stem a little below the middle.
     r_bar = top + height * j(0.45, 0.6)
     c_bar = _column_at(ink, np.round(r_bar).astype(int), mid)
-    bar_half = height * j(0.18, 0.28)
-    tilt = bar_half * j(-0.15, 0.15)
-    bar = np.stack([np.stack([r_bar + tilt, c_bar - bar_half], -1),
-                    np.stack([r_bar - tilt, c_bar + bar_half], -1)], 1)
+    bar_half, tilt = height * j(0.18, 0.28), height * j(-0.04, 0.04)
+    seven = [seg(pt(r_bar + tilt, c_bar - bar_half), pt(r_bar - tilt, c_bar + bar_half))]
     # 0: a slash from the lower left to the upper right, inside the loop's box.
-    slash = np.stack([np.stack([bottom - height * j(0.0, 0.15), left + width * j(0.1, 0.3)], -1),
-                      np.stack([top + height * j(0.0, 0.15), right - width * j(0.1, 0.3)], -1)], 1)
-    is1, is7 = (lab == 1)[:, None, None], (lab == 7)[:, None, None]
-    segs[:, 0] = np.where(is1, flag, np.where(is7, bar, slash))
-    segs[:, 1] = np.where(is1, base, segs[:, 0])  # 7s and 0s repeat their one line
+    zero = [seg(pt(bottom - height * j(0.0, 0.15), left + width * j(0.1, 0.3)),
+                pt(top + height * j(0.0, 0.15), right - width * j(0.1, 0.3)))]
+    # 9: from low on the stem, a half-turn down and round to the left (3 chords).
+    rr, rc = height * j(0.1, 0.18), width * j(0.25, 0.4)
+    cr, cc = bottom - rr, c_bot - rc
+    arc = [pt(cr + rr * np.sin(a), cc + rc * np.cos(a)) for a in np.radians([0, 60, 120, 190])]
+    nine = [seg(arc[k], arc[k + 1]) for k in range(3)]
+    segs = np.zeros((n, 3, 2, 2), dtype=np.float32)
+    for digit, lines in ((1, one), (7, seven), (0, zero), (9, nine)):
+        rows = lab == digit
+        for k in range(3):
+            segs[rows, k] = lines[min(k, len(lines) - 1)][rows]  # repeat the last line
     out[idx] = draw_segments(imgs, segs, pen)
     return out
 
@@ -252,7 +261,7 @@ def augment_epoch(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, *,
                   styles: float = 0.0) -> np.ndarray:
     """(N, 784) rows and (N,) labels -> (N, 784) augmented rows (float32).
 
-    ``styles``: fraction of 1s/7s/0s given a continental style; ``stroke``: fraction of
+    ``styles``: fraction of 0s/1s/7s/9s given another style; ``stroke``: fraction of
     images made thicker or thinner; ``affine``: fraction warped by a random affine map
     (with, if ``elastic_alpha`` > 0, an elastic distortion of that strength). Zeros
     everywhere returns the rows unchanged."""

@@ -27,7 +27,7 @@ class Recipe:
     augment_affine: float = 0.0   # fraction of images given a random affine map per epoch
     augment_elastic: float = 0.0  # elastic distortion strength (alpha) with those maps
     augment_stroke: float = 0.0   # fraction made thicker or thinner
-    augment_styles: float = 0.0   # fraction of 1s, 7s and 0s given a continental style
+    augment_styles: float = 0.0   # fraction of 0s, 1s, 7s and 9s given another style
 
     def augmentation(self) -> dict:
         """The augment_epoch settings of this recipe."""
