@@ -173,3 +173,74 @@ def test_augment_epoch_is_seeded_and_leaves_its_input_alone():
     assert a.shape == (40, 784) and a.dtype == np.float32
     assert a.min() >= 0 and a.max() <= 1 + 1e-6
     np.testing.assert_array_equal(A.augment_epoch(x, y, np.random.default_rng(7)), x)
+
+
+def zhang_suen_loop(img):
+    """Reference Zhang-Suen thinning of one (H, W) bool image, pixel by pixel."""
+    img = np.pad(img.astype(bool), 1)
+    while True:
+        changed = False
+        for step in (0, 1):
+            marked = []
+            for i in range(1, img.shape[0] - 1):
+                for j in range(1, img.shape[1] - 1):
+                    if not img[i, j]:
+                        continue
+                    p = [img[i - 1, j], img[i - 1, j + 1], img[i, j + 1], img[i + 1, j + 1],
+                         img[i + 1, j], img[i + 1, j - 1], img[i, j - 1], img[i - 1, j - 1]]
+                    b = sum(p)
+                    a = sum((not p[k]) and p[(k + 1) % 8] for k in range(8))
+                    if step == 0:
+                        ok = not (p[0] and p[2] and p[4]) and not (p[2] and p[4] and p[6])
+                    else:
+                        ok = not (p[0] and p[2] and p[6]) and not (p[0] and p[4] and p[6])
+                    if 2 <= b <= 6 and a == 1 and ok:
+                        marked.append((i, j))
+            for i, j in marked:
+                img[i, j] = False
+            changed |= bool(marked)
+        if not changed:
+            return img[1:-1, 1:-1]
+
+
+def test_thin_matches_a_loop_oracle_and_stays_inside_the_ink():
+    x = digits(3, seed=11) > 0.4
+    sk = A.thin(x)
+    for k in range(3):
+        np.testing.assert_array_equal(sk[k], zhang_suen_loop(x[k]))
+    assert np.all(sk <= x) and sk.sum() > 0 and sk.sum() < 0.6 * x.sum()
+
+
+def test_thin_keeps_a_one_pixel_line_and_thins_a_bar_to_one():
+    img = np.zeros((2, 28, 28), bool)
+    img[0, 14, 4:24] = True
+    img[1, 5:23, 10:15] = True  # a 5-pixel-wide vertical bar
+    sk = A.thin(img)
+    np.testing.assert_array_equal(sk[0], img[0])
+    widths = sk[1, 8:20].sum(axis=1)
+    assert np.all(widths == 1), widths
+
+
+def test_redraw_matches_a_loop_oracle():
+    sk = np.zeros((2, 12, 12), bool)
+    sk[0, 3, 2:9] = True
+    sk[1, 6, 6] = True
+    radii = np.array([1.3, 2.2])
+    out = A.redraw(sk, radii)
+    for k in range(2):
+        pts = np.argwhere(sk[k])
+        for i in range(12):
+            for j in range(12):
+                d = np.hypot(*(pts - [i, j]).T).min()
+                assert out[k, i, j] == pytest.approx(np.clip(radii[k] + 0.5 - d, 0, 1), abs=1e-6)
+
+
+def test_augment_epoch_repen_uses_given_skeletons_like_its_own():
+    x = digits(20).reshape(20, 784)
+    y = np.arange(20) % 10
+    sk = A.thin(x.reshape(20, 28, 28) > 0.5)
+    a = A.augment_epoch(x, y, np.random.default_rng(3), repen_fraction=0.6)
+    b = A.augment_epoch(x, y, np.random.default_rng(3), repen_fraction=0.6, skeletons=sk)
+    np.testing.assert_array_equal(a, b)
+    redrawn = np.flatnonzero(np.abs(a - x).sum(axis=1) > 0)
+    assert 0 < len(redrawn) < 20

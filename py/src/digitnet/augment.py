@@ -9,6 +9,7 @@ the (N, 784) rows training uses). Every random choice comes from the caller's
 - ``elastic``: Simard, Steinkraus & Platt (2003): a uniform random displacement field per
   image, smoothed by a Gaussian of width ``sigma`` and scaled by ``alpha``.
 - ``stroke_width``: thicker or thinner strokes by blending with a 3x3 grey dilation/erosion.
+- ``repen``: thin a digit to its skeleton and redraw it with a round pen of another width.
 - ``continental_styles``: styles MNIST rarely has: a flag and a base on 1s, a crossbar on
   7s, a slash through 0s, a curled tail under 9s, drawn as antialiased lines.
 """
@@ -151,6 +152,57 @@ def stroke_width(images: np.ndarray, amounts: np.ndarray) -> np.ndarray:
     return images + np.abs(a) * (target - images)
 
 
+# ---------------------------------------------------------------- re-drawing with a pen
+
+def thin(binary: np.ndarray, max_iterations: int = 20) -> np.ndarray:
+    """(N, H, W) bool -> (N, H, W) bool one-pixel-wide skeletons (Zhang & Suen 1984),
+    all images thinned together."""
+    img = np.pad(binary.astype(bool), ((0, 0), (1, 1), (1, 1)))
+    h, w = binary.shape[1:]
+    for _ in range(max_iterations):
+        changed = False
+        for step in (0, 1):
+            n = lambda dy, dx: img[:, 1 + dy:1 + dy + h, 1 + dx:1 + dx + w]  # noqa: E731
+            # Neighbours P2..P9, clockwise from the one above.
+            p = [n(-1, 0), n(-1, 1), n(0, 1), n(1, 1), n(1, 0), n(1, -1), n(0, -1), n(-1, -1)]
+            count = sum(q.astype(np.int8) for q in p)
+            transitions = sum((~p[k] & p[(k + 1) % 8]).astype(np.int8) for k in range(8))
+            if step == 0:
+                sides = ~(p[0] & p[2] & p[4]) & ~(p[2] & p[4] & p[6])
+            else:
+                sides = ~(p[0] & p[2] & p[6]) & ~(p[0] & p[4] & p[6])
+            centre = img[:, 1:-1, 1:-1]
+            remove = centre & (count >= 2) & (count <= 6) & (transitions == 1) & sides
+            if remove.any():
+                centre &= ~remove
+                changed = True
+        if not changed:
+            break
+    return img[:, 1:-1, 1:-1].copy()
+
+
+def redraw(skeletons: np.ndarray, radii: np.ndarray) -> np.ndarray:
+    """(N, H, W) bool skeletons and (N,) pen radii in pixels -> (N, H, W) float32 ink of a
+    round pen run along them (antialiased: clip(radius + 0.5 - distance, 0, 1))."""
+    n, h, w = skeletons.shape
+    reach = int(np.ceil(np.max(radii) + 0.5))
+    padded = np.pad(skeletons.astype(np.float32), ((0, 0), (reach, reach), (reach, reach)))
+    out = np.zeros((n, h, w), np.float32)
+    r = np.asarray(radii, np.float32)[:, None, None]
+    for dy in range(-reach, reach + 1):
+        for dx in range(-reach, reach + 1):
+            weight = np.clip(r + 0.5 - np.hypot(dy, dx), 0.0, 1.0)
+            shifted = padded[:, reach + dy:reach + dy + h, reach + dx:reach + dx + w]
+            np.maximum(out, shifted * weight, out=out)
+    return out
+
+
+def repen(images: np.ndarray, radii: np.ndarray) -> np.ndarray:
+    """(N, 28, 28) -> the digits thinned to their skeletons and redrawn with a uniform
+    round pen of the given (N,) radii, as the page's pad draws."""
+    return redraw(thin(images > 0.5), radii)
+
+
 # ---------------------------------------------------------------- drawn styles
 
 def draw_segments(images: np.ndarray, segments: np.ndarray, widths: np.ndarray) -> np.ndarray:
@@ -258,15 +310,24 @@ def _shared_fields(n: int, rng: np.random.Generator, alpha: float) -> np.ndarray
 
 def augment_epoch(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, *,
                   affine: float = 0.0, elastic_alpha: float = 0.0, stroke: float = 0.0,
-                  styles: float = 0.0) -> np.ndarray:
+                  styles: float = 0.0, repen_fraction: float = 0.0,
+                  skeletons: np.ndarray | None = None) -> np.ndarray:
     """(N, 784) rows and (N,) labels -> (N, 784) augmented rows (float32).
 
-    ``styles``: fraction of 0s/1s/7s/9s given another style; ``stroke``: fraction of
+    ``styles``: fraction of 0s/1s/7s/9s given another style; ``repen_fraction``: fraction
+    redrawn along their skeleton with a uniform pen (radius 0.8-1.6 px), using
+    ``skeletons`` ((N, 28, 28) bool, ``thin`` of the rows > 0.5) if given; ``stroke``: fraction of
     images made thicker or thinner; ``affine``: fraction warped by a random affine map
     (with, if ``elastic_alpha`` > 0, an elastic distortion of that strength). Zeros
     everywhere returns the rows unchanged."""
     n = len(x)
     imgs = np.asarray(x, dtype=np.float32).reshape(n, SIDE, SIDE)
+    if repen_fraction > 0:
+        idx = np.flatnonzero(rng.random(n) < repen_fraction)
+        if idx.size:
+            sk = skeletons[idx] if skeletons is not None else thin(imgs[idx] > 0.5)
+            imgs = imgs.copy()
+            imgs[idx] = redraw(sk, rng.uniform(0.8, 1.6, idx.size))
     if styles > 0:
         imgs = continental_styles(imgs, np.asarray(y), rng, styles)
     if stroke > 0:

@@ -28,11 +28,13 @@ class Recipe:
     augment_elastic: float = 0.0  # elastic distortion strength (alpha) with those maps
     augment_stroke: float = 0.0   # fraction made thicker or thinner
     augment_styles: float = 0.0   # fraction of 0s, 1s, 7s and 9s given another style
+    augment_repen: float = 0.0    # fraction redrawn along their skeleton with a uniform pen
 
     def augmentation(self) -> dict:
         """The augment_epoch settings of this recipe."""
         return {"affine": self.augment_affine, "elastic_alpha": self.augment_elastic,
-                "stroke": self.augment_stroke, "styles": self.augment_styles}
+                "stroke": self.augment_stroke, "styles": self.augment_styles,
+                "repen_fraction": self.augment_repen}
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -12,7 +12,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from .augment import augment_epoch
+from .augment import augment_epoch, thin
 from .data import batches, one_hot, random_shift
 from .losses import softmax_cross_entropy
 from .metrics import accuracy
@@ -67,6 +67,8 @@ def training_steps(model: Sequential, x: np.ndarray, y: np.ndarray, optimizer, *
     rng = np.random.default_rng(seed)
     x = np.asarray(x, dtype=model.dtype)
     targets_all = one_hot(y, 10, dtype=model.dtype)
+    if augment and augment.get("repen_fraction"):  # skeletons once, not every epoch
+        augment = {**augment, "skeletons": thin(x.reshape(len(x), 28, 28) > 0.5)}
     params = model.parameters()
     good = [p.value.copy() for p in params]  # last weights that gave a finite loss
     n_batches = -(-len(x) // batch_size)
