@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--lr", type=learning_rate, help="learning rate")
     train.add_argument("--optimizer", choices=["sgd", "adam"])
     train.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
-                       help="random shifts of up to 2 pixels")
+                       help="random shifts of up to 2 pixels (--no-augment: no augmentation at all)")
     train.add_argument("--seed", type=int_at_least(0))
     train.add_argument("--data", metavar="DIR", help="train on the four MNIST IDX files in DIR "
                        "instead of the bundled subset")
@@ -79,13 +79,18 @@ def cmd_train(args) -> None:
     recipe = get_recipe(args.model, args.recipe).with_overrides(
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
         seed=args.seed, augment_shift=None if args.augment is None else (2 if args.augment else 0))
+    if args.augment is False:  # --no-augment: no augmentation of any kind
+        recipe = recipe.with_overrides(augment_affine=0.0, augment_elastic=0.0, augment_stroke=0.0,
+                                       augment_styles=0.0, augment_repen=0.0)
+    extra = {k: v for k, v in recipe.augmentation().items() if v}
     dataset = data.load_mnist_dir(args.data) if args.data else data.load_bundle()
     if recipe.batch_size > len(dataset.x_train):
         raise CLIError(f"--batch-size {recipe.batch_size} is larger than the training set "
                        f"({len(dataset.x_train)} images)")
     print(f"Training {args.model} ({args.recipe} recipe) on {len(dataset.x_train):,} images: "
           f"{recipe.optimizer}, lr {recipe.lr:g}, batch {recipe.batch_size}, "
-          f"{recipe.epochs} epoch{'s' if recipe.epochs != 1 else ''}, shift augmentation {recipe.augment_shift} px", flush=True)
+          f"{recipe.epochs} epoch{'s' if recipe.epochs != 1 else ''}, shift augmentation {recipe.augment_shift} px"
+          + "".join(f", {k} {v:g}" for k, v in extra.items()), flush=True)
 
     def on_epoch(r):
         print(f"Epoch: {r['epoch']}, Loss: {r['loss']:.4f}, Acc: {100 * r['accuracy']:.2f}",
