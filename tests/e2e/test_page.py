@@ -115,7 +115,7 @@ def test_digit_drawn_small_is_sent_with_the_same_stroke_thickness(app):
     # The same 7 drawn over most of the pad and in a small corner: the image sent for
     # classification is re-rendered with a pen relative to the drawing, so the 28x28
     # inputs match (a pen fixed to the pad would make the small one about 3x thicker).
-    big = [[(0.15 + 0.7 * x, 0.1 + 0.8 * y) for x, y in SHAPES[7][0]]]
+    big = [[(0.1 + 0.8 * x, 0.1 + 0.8 * y) for x, y in SHAPES[7][0]]]
     small = [[(0.05 + 0.25 * x, 0.05 + 0.25 * y) for x, y in SHAPES[7][0]]]
     assert classify_drawing(app, big) == "7"
     ink_big = _preview(app)
