@@ -27,9 +27,10 @@ def flag_one():
     return [_line((0.20, 0.42), (0.58, 0.12)) + _line((0.58, 0.12), (0.58, 0.88))[1:]]
 
 
-def slashed_zero():
-    """A 0 with a long slash through it: read as an 8."""
-    return [_ellipse(0.5, 0.5, 0.2, 0.33), _line((0.22, 0.92), (0.78, 0.08))]
+def box_zero():
+    """A 0 drawn as a box (one stroke): read as a 9."""
+    return [_line((0.3, 0.15), (0.7, 0.15)) + _line((0.7, 0.15), (0.7, 0.85))[1:]
+            + _line((0.7, 0.85), (0.3, 0.85))[1:] + _line((0.3, 0.85), (0.3, 0.15))[1:]]
 
 
 def crossed_two():
@@ -39,7 +40,7 @@ def crossed_two():
 
 
 # name -> (the digit meant, stroke maker)
-STYLES = {"flag_one": (1, flag_one), "slashed_zero": (0, slashed_zero),
+STYLES = {"flag_one": (1, flag_one), "box_zero": (0, box_zero),
           "crossed_two": (2, crossed_two)}
 
 

@@ -138,7 +138,7 @@ def test_train_prints_header_one_epoch_line_and_test_accuracy(trained):
     assert r.code == 0, r.err
     assert r.err == ""
     assert r.lines[0] == ("Training mlp (default recipe) on 8,000 images: adam, lr 0.002, "
-                          "batch 128, 1 epoch, shift augmentation 2 px")
+                          "batch 128, 1 epoch, shift augmentation 2 px, affine 0.5, styles 0.5")
     epochs = epoch_lines(r)
     assert len(epochs) == 1 and re.fullmatch(EPOCH_LINE.format(0), epochs[0]), r.out
     acc = float(reported_accuracy(r))

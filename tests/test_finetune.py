@@ -73,7 +73,9 @@ def test_it_learns_styles_the_model_misreads(base, ds):
     after = right_per_style(tuned, test_images, test_labels, test_names)
     assert all(n >= 9 for n in after.values()), f"before {before}, after {after}"
     acc_after = evaluate(tuned, ds.x_test, ds.y_test)
-    assert abs(acc_after - acc_before) <= 0.005, (acc_before, acc_after)
+    # It must not forget MNIST (a drop of at most half a point; the quick base model here
+    # is under-trained, so tuning may also raise its accuracy).
+    assert acc_after >= acc_before - 0.005, (acc_before, acc_after)
     # The source model is a copy: untouched.
     assert right_per_style(base, test_images, test_labels, test_names) == before
 

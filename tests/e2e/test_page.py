@@ -110,6 +110,28 @@ def test_mouse_drawn_digit_is_classified(app, digit):
     assert 0 <= latency < 5000
 
 
+def _preview(page) -> np.ndarray:
+    """The 28x28 input the worker classified, as shown in the preview, in [0, 1]."""
+    data = page.evaluate("""() => Array.from(document.querySelector('[data-testid="preview"]')
+      .getContext('2d').getImageData(0, 0, 28, 28).data.filter((_, i) => i % 4 === 0))""")
+    return np.array(data, dtype=np.float64).reshape(28, 28) / 255
+
+
+def test_digit_drawn_small_is_sent_with_the_same_stroke_thickness(app):
+    # The same 7 drawn over most of the pad and in a small corner: the image sent for
+    # classification is re-rendered with a pen relative to the drawing, so the 28x28
+    # inputs match (a pen fixed to the pad would make the small one about 3x thicker).
+    big = [[(0.1 + 0.8 * x, 0.1 + 0.8 * y) for x, y in SHAPES[7][0]]]
+    small = [[(0.05 + 0.25 * x, 0.05 + 0.25 * y) for x, y in SHAPES[7][0]]]
+    assert classify_drawing(app, big) == "7"
+    ink_big = _preview(app)
+    assert classify_drawing(app, small) == "7"
+    ink_small = _preview(app)
+    assert ink_big.sum() > 30
+    assert abs(ink_small.sum() - ink_big.sum()) < 0.15 * ink_big.sum(), (ink_small.sum(), ink_big.sum())
+    assert np.abs(ink_small - ink_big).mean() < 0.05
+
+
 def test_clear_empties_pad_and_prediction(app):
     classify_drawing(app, SHAPES[1])
     before = seq(app)

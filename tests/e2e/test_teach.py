@@ -36,6 +36,9 @@ def tp(browser, base_url):
     page.on("pageerror", lambda e: page.errors.append(str(e)))
     page.goto(base_url)
     wait_ready(page, enabled="[data-testid=adapt]")
+    # The pretrained MLP adapts in seconds; the CNN (the default) takes minutes in a browser.
+    page.select_option('[data-testid="model-select"]', "pretrained:mlp")
+    page.wait_for_function("() => document.documentElement.dataset.padModel === 'pretrained:mlp'")
     yield page
     context.close()
 

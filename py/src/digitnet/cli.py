@@ -46,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--lr", type=setting("lr"), help="learning rate")
     train.add_argument("--optimizer", choices=OPTIMIZER_NAMES)
     train.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
-                       help=f"random shifts of up to {AUGMENT_SHIFT} pixels")
+                       help=f"random shifts of up to {AUGMENT_SHIFT} pixels and the recipe's other "
+                       "augmentation (--no-augment: none at all)")
     train.add_argument("--seed", type=setting("seed"), help="random seed (weights, shuffling)")
     train.add_argument("--data", metavar="DIR", help="train on the four MNIST IDX files in DIR "
                        "instead of the bundled subset")
@@ -79,9 +80,11 @@ def cmd_train(args) -> None:
         recipe = recipe_for(settings, n_train=len(dataset.x_train))
     except SettingError as e:   # only the batch size depends on the data
         raise CLIError(f"--{e.field.replace('_', '-')}: {e.reason}") from None
+    extra = {k: v for k, v in recipe.augmentation().items() if v}
     print(f"Training {args.model} ({args.recipe} recipe) on {len(dataset.x_train):,} images: "
           f"{recipe.optimizer}, lr {recipe.lr:g}, batch {recipe.batch_size}, "
-          f"{recipe.epochs} epoch{'s' if recipe.epochs != 1 else ''}, shift augmentation {recipe.augment_shift} px", flush=True)
+          f"{recipe.epochs} epoch{'s' if recipe.epochs != 1 else ''}, shift augmentation {recipe.augment_shift} px"
+          + "".join(f", {k} {v:g}" for k, v in extra.items()), flush=True)
 
     def on_epoch(r):
         print(f"Epoch: {r['epoch']}, Loss: {r['loss']:.4f}, Acc: {100 * r['accuracy']:.2f}",

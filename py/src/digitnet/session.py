@@ -43,7 +43,7 @@ class TrainingSession:
             self.model, dataset.x_train, dataset.y_train, self.optimizer, epochs=r.epochs,
             batch_size=r.batch_size, augment_shift=r.augment_shift, seed=r.seed,
             lr_schedule=r.lr_schedule, loss_reduction=r.loss_reduction,
-            x_val=dataset.x_test, y_val=dataset.y_test)
+            augment=r.augmentation(), x_val=dataset.x_test, y_val=dataset.y_test)
         self.state = "running"
         self.message = ""
         self.total = r.epochs * len(dataset.x_train)

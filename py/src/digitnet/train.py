@@ -13,6 +13,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from .augment import augment_epoch, thin
 from .data import batches, one_hot, random_shift
 from .losses import softmax_cross_entropy
 from .metrics import accuracy
@@ -44,7 +45,7 @@ def cosine_lr(base_lr: float, epoch: int, epochs: int) -> float:
 def training_steps(model: Sequential, x: np.ndarray, y: np.ndarray, optimizer, *, epochs: int,
                    batch_size: int, augment_shift: int = 0, seed: int = 0,
                    lr_schedule: str = "constant", loss_reduction: str = "mean",
-                   x_val: np.ndarray | None = None,
+                   augment: dict | None = None, x_val: np.ndarray | None = None,
                    y_val: np.ndarray | None = None) -> Iterator[dict]:
     """Train batch by batch, yielding a record after every batch and every epoch.
 
@@ -55,7 +56,8 @@ def training_steps(model: Sequential, x: np.ndarray, y: np.ndarray, optimizer, *
     ``optimizer`` walks ``model.parameters()``; ``lr_schedule="cosine"`` lowers its
     learning rate each epoch along half a cosine, from the initial value towards 0.
     ``augment_shift`` > 0 shifts each image by up to that many pixels, drawn afresh
-    every epoch. Records (dicts):
+    every epoch; ``augment`` (keywords of ``augment.augment_epoch``) transforms the
+    images afresh every epoch before that shift. Records (dicts):
     batch: kind="batch", epoch, batch, batches, loss, accuracy (batch, in [0, 1]), seen,
     total, elapsed (wall seconds), train_time (seconds spent in batches);
     epoch: kind="epoch", epoch, loss (mean batch loss), accuracy (mean batch accuracy),
@@ -72,6 +74,8 @@ def training_steps(model: Sequential, x: np.ndarray, y: np.ndarray, optimizer, *
     rng = np.random.default_rng(seed)
     x = np.asarray(x, dtype=model.dtype)
     targets_all = one_hot(y, 10, dtype=model.dtype)
+    if augment and augment.get("repen_fraction"):  # skeletons once, not every epoch
+        augment = {**augment, "skeletons": thin(x.reshape(len(x), 28, 28) > 0.5)}
     params = model.parameters()
     good = [p.value.copy() for p in params]  # last weights that gave a finite loss
     n_batches = -(-len(x) // batch_size)
@@ -81,7 +85,8 @@ def training_steps(model: Sequential, x: np.ndarray, y: np.ndarray, optimizer, *
             optimizer.lr = cosine_lr(base_lr, epoch, epochs)
         losses, accs = [], []
         t0 = time.perf_counter()
-        xe = random_shift(x, augment_shift, rng) if augment_shift else x
+        xe = augment_epoch(x, y, rng, **augment) if augment else x
+        xe = random_shift(xe, augment_shift, rng) if augment_shift else xe
         for b, idx in enumerate(batches(len(x), batch_size, rng)):
             xb, tb = xe[idx], targets_all[idx]
             model.zero_grad()
@@ -156,6 +161,6 @@ def fit_recipe(recipe, dataset, **callbacks) -> tuple[Sequential, History]:
     history = fit(model, dataset.x_train, dataset.y_train, optimizer, epochs=recipe.epochs,
                   batch_size=recipe.batch_size, augment_shift=recipe.augment_shift,
                   seed=recipe.seed, loss_reduction=recipe.loss_reduction,
-                  lr_schedule=recipe.lr_schedule,
+                  lr_schedule=recipe.lr_schedule, augment=recipe.augmentation(),
                   x_val=dataset.x_test, y_val=dataset.y_test, **callbacks)
     return model, history

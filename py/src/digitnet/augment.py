@@ -1,0 +1,360 @@
+"""Training-time augmentation of digit batches, vectorised over the batch (numpy only).
+
+Images are (N, 28, 28) float32 in [0, 1], ink = 1 (``augment_epoch`` takes and returns
+the (N, 784) rows training uses). Every random choice comes from the caller's
+``np.random.Generator``, so a seed fixes the result.
+
+- ``random_affine``: rotation, per-axis scale, shear and translation (inverse mapping,
+  bilinear sampling, zero outside the field).
+- ``elastic``: Simard, Steinkraus & Platt (2003): a uniform random displacement field per
+  image, smoothed by a Gaussian of width ``sigma`` and scaled by ``alpha``.
+- ``stroke_width``: thicker or thinner strokes by blending with a 3x3 grey dilation/erosion.
+- ``repen``: thin a digit to its skeleton and redraw it with a round pen of another width.
+- ``continental_styles``: styles MNIST rarely has: a flag and a base on 1s, a crossbar on
+  7s, a slash through 0s, a curled tail under 9s, drawn as antialiased lines.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+SIDE = 28
+CENTRE = (SIDE - 1) / 2.0  # rotate and scale about the field's middle
+
+
+# ---------------------------------------------------------------- geometry and sampling
+
+def affine_matrices(n: int, rng: np.random.Generator, rotation: float = 15.0,
+                    scale: tuple[float, float] = (0.8, 1.2), shear: float = 0.2,
+                    translate: float = 2.0) -> np.ndarray:
+    """(N, 2, 3) forward maps [A | t]: a source pixel (row, col) lands at
+    A @ ((row, col) - centre) + centre + t. Rotation in degrees (uniform in ±rotation),
+    each axis scaled independently within ``scale``, shear factor in ±shear,
+    translation in ±translate pixels."""
+    theta = np.deg2rad(rng.uniform(-rotation, rotation, n))
+    s = rng.uniform(scale[0], scale[1], (n, 2))
+    k = rng.uniform(-shear, shear, n)
+    t = rng.uniform(-translate, translate, (n, 2))
+    cos, sin = np.cos(theta), np.sin(theta)
+    rot = np.stack([np.stack([cos, -sin], -1), np.stack([sin, cos], -1)], -2)   # (N, 2, 2)
+    shr = np.zeros((n, 2, 2))
+    shr[:, 0, 0] = shr[:, 1, 1] = 1.0
+    shr[:, 1, 0] = k  # columns move in proportion to the row: a slant
+    scl = np.zeros((n, 2, 2))
+    scl[:, 0, 0], scl[:, 1, 1] = s[:, 0], s[:, 1]
+    a = rot @ shr @ scl
+    return np.concatenate([a, t[:, :, None]], axis=2)
+
+
+CHUNK = 128  # images processed together: their temporaries stay in the CPU's cache
+
+
+def warp(images: np.ndarray, forward: np.ndarray, displacement: np.ndarray | None = None) -> np.ndarray:
+    """Resample (N, 28, 28) images under (N, 2, 3) forward affine maps (see
+    ``affine_matrices``) and an optional (N, 2, 28, 28) displacement (rows, cols) of the
+    sampling positions. Each output pixel reads the source by inverse mapping with
+    bilinear interpolation; positions outside the field read 0."""
+    out = np.empty(images.shape, np.float32)
+    for s in range(0, len(images), CHUNK):
+        part = slice(s, s + CHUNK)
+        out[part] = _warp(images[part], forward[part],
+                          None if displacement is None else displacement[part])
+    return out
+
+
+def _warp(images, forward, displacement):
+    n, h, w = images.shape
+    a_inv = np.linalg.inv(forward[:, :, :2]).astype(np.float32)          # (N, 2, 2)
+    t = forward[:, :, 2].astype(np.float32)
+    rows = np.arange(h, dtype=np.float32)[:, None] - CENTRE              # (H, 1)
+    cols = np.arange(w, dtype=np.float32)[None, :] - CENTRE              # (1, W)
+    rr = rows[None] - t[:, 0, None, None]                                # (N, H, 1)
+    cc = cols[None] - t[:, 1, None, None]                                # (N, 1, W)
+    coef = a_inv[:, :, :, None, None]
+    r = coef[:, 0, 0] * rr + coef[:, 0, 1] * cc + (CENTRE + 1)           # (N, H, W), +1: border
+    c = coef[:, 1, 0] * rr + coef[:, 1, 1] * cc + (CENTRE + 1)
+    if displacement is not None:
+        r += displacement[:, 0]
+        c += displacement[:, 1]
+    padded = np.zeros((n, h + 2, w + 2), dtype=np.float32)   # a zero border for outside reads
+    padded[:, 1:-1, 1:-1] = images
+    np.clip(r, 0, h + 1 - 1e-3, out=r)
+    np.clip(c, 0, w + 1 - 1e-3, out=c)
+    r0, c0 = np.floor(r), np.floor(c)
+    fr, fc = r - r0, c - c0
+    base = (r0 * (w + 2) + c0).astype(np.intp)
+    base += (np.arange(n, dtype=np.intp) * ((h + 2) * (w + 2)))[:, None, None]
+    flat = padded.ravel()
+    v00, v01 = flat.take(base), flat.take(base + 1)
+    v10, v11 = flat.take(base + (w + 2)), flat.take(base + (w + 3))
+    top = v00 + fc * (v01 - v00)
+    bottom = v10 + fc * (v11 - v10)
+    return top + fr * (bottom - top)
+
+
+def random_affine(images: np.ndarray, rng: np.random.Generator, **limits) -> np.ndarray:
+    """(N, 28, 28) -> (N, 28, 28), each image under its own random affine map
+    (``limits`` as in ``affine_matrices``)."""
+    return warp(images, affine_matrices(len(images), rng, **limits))
+
+
+def gaussian_matrix(size: int, sigma: float) -> np.ndarray:
+    """(size, size) G with G @ v = v convolved with a normalised Gaussian, zero outside."""
+    radius = int(np.ceil(4 * sigma))
+    offsets = np.arange(-radius, radius + 1)
+    norm = np.exp(-offsets ** 2 / (2 * sigma ** 2)).sum()
+    d = np.arange(size)[:, None] - np.arange(size)[None, :]
+    g = np.where(np.abs(d) <= radius, np.exp(-d ** 2 / (2 * sigma ** 2)), 0.0) / norm
+    return g.astype(np.float32)
+
+
+def smooth(fields: np.ndarray, sigma: float) -> np.ndarray:
+    """(..., H, W) -> same shape, each field convolved with a 2-D Gaussian (separably)."""
+    h, w = fields.shape[-2:]
+    gh, gw = gaussian_matrix(h, sigma), gaussian_matrix(w, sigma)
+    # Two large 2-D products (rows, then columns) instead of many tiny batched ones.
+    along_w = (fields.reshape(-1, w) @ gw.T).reshape(fields.shape)
+    along_h = (np.swapaxes(along_w, -1, -2).reshape(-1, h) @ gh.T).reshape(
+        fields.shape[:-2] + (w, h))
+    return np.ascontiguousarray(np.swapaxes(along_h, -1, -2))
+
+
+def elastic_fields(n: int, rng: np.random.Generator, alpha: float = 34.0,
+                   sigma: float = 4.0) -> np.ndarray:
+    """(N, 2, 28, 28) smoothed displacement fields (rows, cols) in pixels."""
+    raw = rng.uniform(-1.0, 1.0, (n, 2, SIDE, SIDE)).astype(np.float32)
+    return alpha * smooth(raw, sigma)
+
+
+def elastic(images: np.ndarray, rng: np.random.Generator, alpha: float = 34.0,
+            sigma: float = 4.0) -> np.ndarray:
+    """(N, 28, 28) -> (N, 28, 28) under random elastic distortions."""
+    identity = np.zeros((len(images), 2, 3))
+    identity[:, 0, 0] = identity[:, 1, 1] = 1.0
+    return warp(images, identity, elastic_fields(len(images), rng, alpha, sigma))
+
+
+# ---------------------------------------------------------------- stroke width
+
+def _neighbourhood(images: np.ndarray, reduce) -> np.ndarray:
+    n, h, w = images.shape
+    padded = np.zeros((n, h + 2, w + 2), dtype=images.dtype)
+    padded[:, 1:-1, 1:-1] = images
+    out = images.copy()
+    for dy in range(3):
+        for dx in range(3):
+            reduce(out, padded[:, dy:dy + h, dx:dx + w], out=out)
+    return out
+
+
+def dilate(images: np.ndarray) -> np.ndarray:
+    """(N, H, W) grey dilation: each pixel becomes the max of its 3x3 neighbourhood."""
+    return _neighbourhood(images, np.maximum)
+
+
+def erode(images: np.ndarray) -> np.ndarray:
+    """(N, H, W) grey erosion: the min of the 3x3 neighbourhood (outside counts as 0)."""
+    return _neighbourhood(images, np.minimum)
+
+
+def stroke_width(images: np.ndarray, amounts: np.ndarray) -> np.ndarray:
+    """(N, 28, 28) and (N,) amounts in [-1, 1] -> strokes blended towards the erosion
+    (amount < 0) or the dilation (amount > 0); 0 leaves an image as it is."""
+    a = np.asarray(amounts, dtype=np.float32)[:, None, None]
+    target = np.where(a > 0, dilate(images), erode(images))
+    return images + np.abs(a) * (target - images)
+
+
+# ---------------------------------------------------------------- re-drawing with a pen
+
+def thin(binary: np.ndarray, max_iterations: int = 20) -> np.ndarray:
+    """(N, H, W) bool -> (N, H, W) bool one-pixel-wide skeletons (Zhang & Suen 1984),
+    all images thinned together."""
+    img = np.pad(binary.astype(bool), ((0, 0), (1, 1), (1, 1)))
+    h, w = binary.shape[1:]
+    for _ in range(max_iterations):
+        changed = False
+        for step in (0, 1):
+            n = lambda dy, dx: img[:, 1 + dy:1 + dy + h, 1 + dx:1 + dx + w]  # noqa: E731
+            # Neighbours P2..P9, clockwise from the one above.
+            p = [n(-1, 0), n(-1, 1), n(0, 1), n(1, 1), n(1, 0), n(1, -1), n(0, -1), n(-1, -1)]
+            count = sum(q.astype(np.int8) for q in p)
+            transitions = sum((~p[k] & p[(k + 1) % 8]).astype(np.int8) for k in range(8))
+            if step == 0:
+                sides = ~(p[0] & p[2] & p[4]) & ~(p[2] & p[4] & p[6])
+            else:
+                sides = ~(p[0] & p[2] & p[6]) & ~(p[0] & p[4] & p[6])
+            centre = img[:, 1:-1, 1:-1]
+            remove = centre & (count >= 2) & (count <= 6) & (transitions == 1) & sides
+            if remove.any():
+                centre &= ~remove
+                changed = True
+        if not changed:
+            break
+    return img[:, 1:-1, 1:-1].copy()
+
+
+def redraw(skeletons: np.ndarray, radii: np.ndarray) -> np.ndarray:
+    """(N, H, W) bool skeletons and (N,) pen radii in pixels -> (N, H, W) float32 ink of a
+    round pen run along them (antialiased: clip(radius + 0.5 - distance, 0, 1))."""
+    n, h, w = skeletons.shape
+    reach = int(np.ceil(np.max(radii) + 0.5))
+    padded = np.pad(skeletons.astype(np.float32), ((0, 0), (reach, reach), (reach, reach)))
+    out = np.zeros((n, h, w), np.float32)
+    r = np.asarray(radii, np.float32)[:, None, None]
+    for dy in range(-reach, reach + 1):
+        for dx in range(-reach, reach + 1):
+            weight = np.clip(r + 0.5 - np.hypot(dy, dx), 0.0, 1.0)
+            shifted = padded[:, reach + dy:reach + dy + h, reach + dx:reach + dx + w]
+            np.maximum(out, shifted * weight, out=out)
+    return out
+
+
+def repen(images: np.ndarray, radii: np.ndarray) -> np.ndarray:
+    """(N, 28, 28) -> the digits thinned to their skeletons and redrawn with a uniform
+    round pen of the given (N,) radii, as the page's pad draws."""
+    return redraw(thin(images > 0.5), radii)
+
+
+# ---------------------------------------------------------------- drawn styles
+
+def draw_segments(images: np.ndarray, segments: np.ndarray, widths: np.ndarray) -> np.ndarray:
+    """Ink antialiased straight lines onto (N, 28, 28) images (a new array).
+
+    segments: (N, S, 2, 2) end points ((row, col), (row, col)) per image; widths: (N,) in
+    pixels. A pixel at distance d from a line gets ink clip(width/2 + 0.5 - d, 0, 1)."""
+    if len(images) > CHUNK:
+        return np.concatenate([draw_segments(images[s:s + CHUNK], segments[s:s + CHUNK],
+                                             widths[s:s + CHUNK])
+                               for s in range(0, len(images), CHUNK)])
+    n, h, w = images.shape
+    pr = np.arange(h, dtype=np.float32)[:, None]                               # (H, 1)
+    pc = np.arange(w, dtype=np.float32)[None, :]                               # (1, W)
+    seg = segments.astype(np.float32)[..., None, None]                         # (N, S, 2, 2, 1, 1)
+    ar, ac = seg[:, :, 0, 0], seg[:, :, 0, 1]                                  # (N, S, 1, 1)
+    dr, dc = seg[:, :, 1, 0] - ar, seg[:, :, 1, 1] - ac
+    length2 = np.maximum(dr * dr + dc * dc, 1e-6)
+    t = np.clip(((pr - ar) * dr + (pc - ac) * dc) / length2, 0.0, 1.0)          # (N, S, H, W)
+    d = np.sqrt((ar + t * dr - pr) ** 2 + (ac + t * dc - pc) ** 2)
+    ink = np.clip(np.asarray(widths, np.float32)[:, None, None, None] / 2 + 0.5 - d, 0, 1)
+    return np.maximum(images, ink.max(axis=1))
+
+
+def _extent(images: np.ndarray):
+    """Per image: first and last inked row, and the ink's mean column in a row band."""
+    ink = images > 0.3
+    any_row = ink.any(axis=2)
+    top = np.argmax(any_row, axis=1)
+    bottom = SIDE - 1 - np.argmax(any_row[:, ::-1], axis=1)
+    any_col = ink.any(axis=1)
+    left = np.argmax(any_col, axis=1)
+    right = SIDE - 1 - np.argmax(any_col[:, ::-1], axis=1)
+    return top, bottom, left, right, ink
+
+
+def _column_at(ink: np.ndarray, rows: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+    """Mean inked column of each image's row ``rows[i]`` (``fallback`` if it has none)."""
+    line = ink[np.arange(len(ink)), np.clip(rows, 0, SIDE - 1)]
+    count = line.sum(axis=1)
+    mean = (line * np.arange(SIDE)).sum(axis=1) / np.maximum(count, 1)
+    return np.where(count > 0, mean, fallback)
+
+
+STYLED = (0, 1, 7, 9)
+
+
+def continental_styles(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
+                       fraction: float = 0.5) -> np.ndarray:
+    """Restyle about ``fraction`` of the 0s, 1s, 7s and 9s of (N, 28, 28) images: a slash
+    on 0s, a flag (and half the time a base) on 1s, a crossbar on 7s, a tail curling left
+    under 9s. Returns a new array."""
+    out = images.copy()
+    idx = np.flatnonzero(np.isin(labels, STYLED) & (rng.random(len(labels)) < fraction))
+    if idx.size == 0:
+        return out
+    imgs, lab = images[idx], labels[idx]
+    n = len(idx)
+    top, bottom, left, right, ink = _extent(imgs)
+    height = np.maximum(bottom - top, 1).astype(np.float32)
+    width = np.maximum(right - left, 1).astype(np.float32)
+    mid = (left + right) / 2.0
+    # Stroke width ~ ink area / ink length; the height stands in for the length.
+    pen = np.clip(ink.sum(axis=(1, 2)) / (height * 1.5), 1.5, 3.0) * rng.uniform(0.8, 1.1, n)
+    j = lambda lo, hi: rng.uniform(lo, hi, n).astype(np.float32)  # noqa: E731
+    pt = lambda row, col: np.stack([row, col], -1)  # noqa: E731
+    seg = lambda a, b: np.stack([a, b], 1)  # noqa: E731
+    c_top = _column_at(ink, top + 1, mid)
+    c_bot = _column_at(ink, bottom - 1, mid)
+    # 1: flag from the top down-left; base across the foot (zero length when absent).
+    flag_end = pt(top + height * j(0.2, 0.4), c_top - height * j(0.2, 0.4))
+    half = height * j(0.2, 0.32) * (rng.random(n) < 0.5)
+    one = [seg(pt(top, c_top), flag_end), seg(pt(bottom, c_bot - half), pt(bottom, c_bot + half))]
+    # 7: a short bar across the stem a little below the middle.
+    r_bar = top + height * j(0.45, 0.6)
+    c_bar = _column_at(ink, np.round(r_bar).astype(int), mid)
+    bar_half, tilt = height * j(0.18, 0.28), height * j(-0.04, 0.04)
+    seven = [seg(pt(r_bar + tilt, c_bar - bar_half), pt(r_bar - tilt, c_bar + bar_half))]
+    # 0: a slash from the lower left to the upper right, inside the loop's box.
+    zero = [seg(pt(bottom - height * j(0.0, 0.15), left + width * j(0.1, 0.3)),
+                pt(top + height * j(0.0, 0.15), right - width * j(0.1, 0.3)))]
+    # 9: from low on the stem, a half-turn down and round to the left (3 chords).
+    rr, rc = height * j(0.1, 0.18), width * j(0.25, 0.4)
+    cr, cc = bottom - rr, c_bot - rc
+    arc = [pt(cr + rr * np.sin(a), cc + rc * np.cos(a)) for a in np.radians([0, 60, 120, 190])]
+    nine = [seg(arc[k], arc[k + 1]) for k in range(3)]
+    segs = np.zeros((n, 3, 2, 2), dtype=np.float32)
+    for digit, lines in ((1, one), (7, seven), (0, zero), (9, nine)):
+        rows = lab == digit
+        for k in range(3):
+            segs[rows, k] = lines[min(k, len(lines) - 1)][rows]  # repeat the last line
+    out[idx] = draw_segments(imgs, segs, pen)
+    return out
+
+
+# ---------------------------------------------------------------- one epoch's batch
+
+FIELD_POOL = 256  # smoothing is the costly part of elastic distortion: share the fields
+
+
+def _shared_fields(n: int, rng: np.random.Generator, alpha: float) -> np.ndarray:
+    """(n, 2, 28, 28) elastic fields drawn from a fresh pool of FIELD_POOL, each used
+    with a random sign and possibly transposed, so n fields cost FIELD_POOL smoothings."""
+    pool = elastic_fields(min(n, FIELD_POOL), rng, alpha)
+    pick = rng.integers(0, len(pool), n)
+    fields = pool[pick] * rng.choice(np.float32([-1, 1]), (n, 1, 1, 1))
+    flip = rng.random(n) < 0.5
+    fields[flip] = np.swapaxes(fields[flip], -1, -2)[:, ::-1]  # transpose the field
+    return fields
+
+def augment_epoch(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, *,
+                  affine: float = 0.0, elastic_alpha: float = 0.0, stroke: float = 0.0,
+                  styles: float = 0.0, repen_fraction: float = 0.0,
+                  skeletons: np.ndarray | None = None) -> np.ndarray:
+    """(N, 784) rows and (N,) labels -> (N, 784) augmented rows (float32).
+
+    ``styles``: fraction of 0s/1s/7s/9s given another style; ``repen_fraction``: fraction
+    redrawn along their skeleton with a uniform pen (radius 0.8-1.6 px), using
+    ``skeletons`` ((N, 28, 28) bool, ``thin`` of the rows > 0.5) if given; ``stroke``: fraction of
+    images made thicker or thinner; ``affine``: fraction warped by a random affine map
+    (with, if ``elastic_alpha`` > 0, an elastic distortion of that strength). Zeros
+    everywhere returns the rows unchanged."""
+    n = len(x)
+    imgs = np.asarray(x, dtype=np.float32).reshape(n, SIDE, SIDE)
+    if repen_fraction > 0:
+        idx = np.flatnonzero(rng.random(n) < repen_fraction)
+        if idx.size:
+            sk = skeletons[idx] if skeletons is not None else thin(imgs[idx] > 0.5)
+            imgs = imgs.copy()
+            imgs[idx] = redraw(sk, rng.uniform(0.8, 1.6, idx.size))
+    if styles > 0:
+        imgs = continental_styles(imgs, np.asarray(y), rng, styles)
+    if stroke > 0:
+        amounts = rng.uniform(-0.6, 1.0, n) * (rng.random(n) < stroke)
+        imgs = stroke_width(imgs, amounts)
+    if affine > 0:
+        idx = np.flatnonzero(rng.random(n) < affine)
+        if idx.size:
+            disp = _shared_fields(idx.size, rng, elastic_alpha) if elastic_alpha > 0 else None
+            imgs = imgs.copy()  # never write into the caller's array
+            # Translation is left to the training loop's random shift.
+            imgs[idx] = warp(imgs[idx], affine_matrices(idx.size, rng, translate=0.0), disp)
+    return np.ascontiguousarray(imgs, dtype=np.float32).reshape(n, SIDE * SIDE)
