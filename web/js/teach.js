@@ -3,6 +3,7 @@
 // importable as a digitnet examples .npz), and adapt the pad's model to them in the worker.
 // The adapted model is kept like a trained model (model-store.js) and the page's wiring
 // (main.js, `onAdapted`) makes it the pad's model. Python never runs here.
+import { digitCanvas } from "./ui.js";
 import * as examples from "./examples-store.js";
 
 const $ = (sel) => document.querySelector(sel);
@@ -124,14 +125,7 @@ function render() {
     li.dataset.testid = "example";
     li.dataset.label = String(r.label);
     if (r.id < 0) li.dataset.unsaved = "true";
-    const canvas = document.createElement("canvas");
-    canvas.width = canvas.height = 28;
-    const img = new ImageData(28, 28);
-    r.pixels.forEach((v, k) => {
-      img.data[4 * k] = img.data[4 * k + 1] = img.data[4 * k + 2] = v;
-      img.data[4 * k + 3] = 255;
-    });
-    canvas.getContext("2d").putImageData(img, 0, 0);
+    const canvas = digitCanvas(r.pixels);
     canvas.setAttribute("aria-hidden", "true");
     const label = document.createElement("span");
     label.className = "example-label";

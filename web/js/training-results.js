@@ -1,5 +1,6 @@
 // A finished run's results: test accuracy, the confusion matrix and the most confident
 // mistakes (28x28 thumbnails).
+import { digitCanvas } from "./ui.js";
 
 const $ = (sel) => document.querySelector(sel);
 
@@ -56,14 +57,7 @@ function confusionTable(confusion) {
 /** m: {pixels (784 grey values), label, predicted, confidence}. */
 function mistake(m) {
   const li = document.createElement("li");
-  const canvas = document.createElement("canvas");
-  canvas.width = canvas.height = 28;
-  const img = new ImageData(28, 28);
-  m.pixels.forEach((v, k) => {
-    img.data[4 * k] = img.data[4 * k + 1] = img.data[4 * k + 2] = v;
-    img.data[4 * k + 3] = 255;
-  });
-  canvas.getContext("2d").putImageData(img, 0, 0);
+  const canvas = digitCanvas(m.pixels);
   canvas.setAttribute("role", "img");
   canvas.setAttribute("aria-label", `a ${m.label} taken for a ${m.predicted}`);
   const caption = document.createElement("span");

@@ -166,6 +166,14 @@ function drawPreview(preview) {
   els.preview.dataset.empty = "false";
 }
 
+/** A 28x28 canvas showing `pixels` (784 grey values), e.g. a kept example's thumbnail. */
+export function digitCanvas(pixels) {
+  const canvas = document.createElement("canvas");
+  canvas.width = canvas.height = 28;
+  canvas.getContext("2d").putImageData(greyImage(pixels, 28, 28), 0, 0);
+  return canvas;
+}
+
 function greyImage(grey, w, h) {
   const img = new ImageData(w, h);
   for (let i = 0; i < w * h; i++) {
