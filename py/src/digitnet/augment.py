@@ -58,58 +58,46 @@ def warp(images: np.ndarray, forward: np.ndarray, displacement: np.ndarray | Non
     bilinear interpolation; positions outside the field read 0."""
     n, h, w = images.shape
     out = np.empty((n, h * w), np.float32)
-    k = min(n, CHUNK)
-    # Buffers reused by every chunk: fresh large temporaries cost page faults.
-    scratch = np.empty(5 * k * h * w, np.float32)
-    index = np.empty(k * h * w, np.intp)
-    padded = np.zeros(k * (h + 2) * (w + 2) + w + 3, np.float32)  # zero border (+ slack)
+    size = min(n, CHUNK) * h * w  # buffers reused by every chunk: fresh ones cost page faults
+    scratch, index = np.empty(5 * size, np.float32), np.empty(size, np.intp)
+    padded = np.zeros(min(n, CHUNK) * (h + 2) * (w + 2) + w + 3, np.float32)  # zero border
     for s in range(0, n, CHUNK):
-        e = min(s + CHUNK, n)
-        _warp(images[s:e], forward[s:e], None if displacement is None else displacement[s:e],
-              out[s:e], scratch[:5 * (e - s) * h * w].reshape(5, e - s, h * w),
-              index[:(e - s) * h * w].reshape(e - s, h * w), padded)
+        m = min(s + CHUNK, n) - s
+        _warp(images[s:s + m], forward[s:s + m],
+              None if displacement is None else displacement[s:s + m], out[s:s + m],
+              scratch[:5 * m * h * w].reshape(5, m, h * w), index[:m * h * w].reshape(m, h * w),
+              padded)
     return out.reshape(images.shape)
 
 
 def _warp(images, forward, displacement, out, scratch, index, padded):
-    """One chunk of ``warp``: (M, 28, 28) images into (M, 784) ``out``."""
+    """One chunk of ``warp``: (M, 28, 28) square images into (M, 784) ``out``."""
     m, h, w = images.shape
     pw = w + 2                                                     # padded row length
     a_inv = np.linalg.inv(forward[:, :, :2])                       # (M, 2, 2)
     # Source position = a_inv @ (pixel - centre - t) + centre, +1 for the padding.
     offset = CENTRE + 1 - a_inv @ (forward[:, :, 2] + CENTRE)[:, :, None]
     coefs = np.concatenate([a_inv, offset], axis=2).astype(np.float32)   # (M, 2, 3)
-    pos = scratch[:2]                                              # rows, cols: (2, M, 784)
+    pos, whole = scratch[:2], scratch[2:4]                         # rows, cols: (2, M, 784)
     np.matmul(coefs.transpose(1, 0, 2).reshape(2 * m, 3), GRID, out=pos.reshape(2 * m, h * w))
     if displacement is not None:
         pos += displacement.reshape(m, 2, h * w).transpose(1, 0, 2)
-    r, c = pos
-    np.clip(r, 0, h + 1 - 1e-3, out=r)
-    np.clip(c, 0, w + 1 - 1e-3, out=c)
-    r0, c0, v10 = scratch[2], scratch[3], scratch[4]
-    np.floor(r, out=r0)
-    np.floor(c, out=c0)
-    r -= r0                                                        # fractional parts
-    c -= c0
+    np.clip(pos, 0, h + 1 - 1e-3, out=pos)
+    np.floor(pos, out=whole)
+    pos -= whole                                                   # fractional parts
+    (r, c), (r0, c0), v10 = pos, whole, scratch[4]
     r0 *= pw                                                       # flat index, exact in float32
     r0 += c0
     r0 += (np.arange(m, dtype=np.float32) * ((h + 2) * pw))[:, None]
     np.copyto(index, r0, casting="unsafe")
     padded[:m * (h + 2) * pw].reshape(m, h + 2, pw)[:, 1:-1, 1:-1] = images
-    top, bottom = r0, out                                          # v00 and v11 to start with
-    np.take(padded, index, out=top, mode="clip")                   # indices are in range
-    np.take(padded[1:], index, out=c0, mode="clip")
-    np.take(padded[pw:], index, out=v10, mode="clip")
-    np.take(padded[pw + 1:], index, out=bottom, mode="clip")
-    c0 -= top                                                      # top = v00 + fc (v01 - v00)
-    c0 *= c
-    top += c0
-    bottom -= v10                                                  # bottom = v10 + fc (v11 - v10)
-    bottom *= c
-    bottom += v10
-    bottom -= top                                                  # out = top + fr (bottom - top)
-    bottom *= r
-    bottom += top
+    for corner, shift in zip((r0, c0, v10, out), (0, 1, pw, pw + 1)):  # v00, v01, v10, v11
+        np.take(padded[shift:], index, out=corner, mode="clip")  # indices are in range
+    # Bilinear: c0 = v00 + fc (v01 - v00), out = v10 + fc (v11 - v10), out = c0 + fr (out - c0).
+    for low, high, f in ((r0, c0, c), (v10, out, c), (c0, out, r)):
+        high -= low
+        high *= f
+        high += low
 
 
 def random_affine(images: np.ndarray, rng: np.random.Generator, **limits) -> np.ndarray:
@@ -251,8 +239,7 @@ def draw_segments(images: np.ndarray, segments: np.ndarray, widths: np.ndarray) 
 def _ink_segments(images, segments, widths):
     """``draw_segments`` in place on float32 ``images``. A segment equal to the image's
     previous one adds nothing (ink is a maximum), so it is not drawn again."""
-    n = len(images)
-    flat = images.reshape(n, SIDE * SIDE)
+    n, flat = len(images), images.reshape(len(images), SIDE * SIDE)
     reach = np.asarray(widths, np.float32) / 2 + 0.5
     for k in range(segments.shape[1]):
         rows = (np.arange(n) if k == 0 else
