@@ -59,6 +59,17 @@ def test_warp_matches_a_loop_oracle_with_rotation_scale_shear_and_displacement()
                 assert out[k, i, j] == pytest.approx(want, abs=1e-4), (k, i, j)
 
 
+def test_warp_of_many_images_equals_warping_each_alone():
+    """Across chunk boundaries and a short last chunk, every image keeps its own map."""
+    n = A.CHUNK + 3
+    x = np.concatenate([digits(6, seed=s) for s in range(-(-n // 6))])[:n]
+    m = A.affine_matrices(n, np.random.default_rng(4))
+    disp = np.random.default_rng(5).normal(0, 1, (n, 2, 28, 28)).astype(np.float32)
+    out = A.warp(x, m, disp)
+    for k in (0, A.CHUNK - 1, A.CHUNK, n - 1):
+        np.testing.assert_array_equal(out[k], A.warp(x[k:k + 1], m[k:k + 1], disp[k:k + 1])[0])
+
+
 def test_rotation_by_90_degrees_rotates_the_array():
     x = digits(1)
     m = np.zeros((1, 2, 3))
@@ -147,6 +158,20 @@ def test_draw_segments_matches_a_loop_oracle():
                 dist = np.hypot(*(a + t * ab - [i, j]))
                 best = max(best, float(np.clip(1.25 + 0.5 - dist, 0, 1)))
             assert out[0, i, j] == pytest.approx(best, abs=1e-5)
+
+
+def test_draw_segments_with_repeated_lines_equals_the_maximum_of_each_line_alone():
+    rng = np.random.default_rng(2)
+    n = A.CHUNK + 5
+    segs = rng.uniform(3, 25, (n, 3, 2, 2)).astype(np.float32)
+    segs[::2, 2] = segs[::2, 1]  # repeats, as continental_styles pads its lines
+    segs[::3, 1] = segs[::3, 0]
+    widths = rng.uniform(1.5, 3.0, n)
+    x = digits(6, seed=2)[np.arange(n) % 6]
+    want = x.copy()
+    for k in range(3):
+        want = np.maximum(want, A.draw_segments(np.zeros_like(x), segs[:, k:k + 1], widths))
+    np.testing.assert_array_equal(A.draw_segments(x, segs, widths), want)
 
 
 def test_continental_styles_add_ink_only_to_chosen_classes():

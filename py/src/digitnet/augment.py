@@ -46,6 +46,9 @@ def affine_matrices(n: int, rng: np.random.Generator, rotation: float = 15.0,
 
 
 CHUNK = 128  # images processed together: their temporaries stay in the CPU's cache
+# (row, col, 1) of every pixel, row-major: positions linear in them come from one matmul.
+GRID = np.stack([np.repeat(np.arange(SIDE), SIDE), np.tile(np.arange(SIDE), SIDE),
+                 np.ones(SIDE * SIDE)]).astype(np.float32)                   # (3, 784)
 
 
 def warp(images: np.ndarray, forward: np.ndarray, displacement: np.ndarray | None = None) -> np.ndarray:
@@ -53,42 +56,48 @@ def warp(images: np.ndarray, forward: np.ndarray, displacement: np.ndarray | Non
     ``affine_matrices``) and an optional (N, 2, 28, 28) displacement (rows, cols) of the
     sampling positions. Each output pixel reads the source by inverse mapping with
     bilinear interpolation; positions outside the field read 0."""
-    out = np.empty(images.shape, np.float32)
-    for s in range(0, len(images), CHUNK):
-        part = slice(s, s + CHUNK)
-        out[part] = _warp(images[part], forward[part],
-                          None if displacement is None else displacement[part])
-    return out
-
-
-def _warp(images, forward, displacement):
     n, h, w = images.shape
-    a_inv = np.linalg.inv(forward[:, :, :2]).astype(np.float32)          # (N, 2, 2)
-    t = forward[:, :, 2].astype(np.float32)
-    rows = np.arange(h, dtype=np.float32)[:, None] - CENTRE              # (H, 1)
-    cols = np.arange(w, dtype=np.float32)[None, :] - CENTRE              # (1, W)
-    rr = rows[None] - t[:, 0, None, None]                                # (N, H, 1)
-    cc = cols[None] - t[:, 1, None, None]                                # (N, 1, W)
-    coef = a_inv[:, :, :, None, None]
-    r = coef[:, 0, 0] * rr + coef[:, 0, 1] * cc + (CENTRE + 1)           # (N, H, W), +1: border
-    c = coef[:, 1, 0] * rr + coef[:, 1, 1] * cc + (CENTRE + 1)
+    out = np.empty((n, h * w), np.float32)
+    size = min(n, CHUNK) * h * w  # buffers reused by every chunk: fresh ones cost page faults
+    scratch, index = np.empty(5 * size, np.float32), np.empty(size, np.intp)
+    padded = np.zeros(min(n, CHUNK) * (h + 2) * (w + 2) + w + 3, np.float32)  # zero border
+    for s in range(0, n, CHUNK):
+        m = min(s + CHUNK, n) - s
+        _warp(images[s:s + m], forward[s:s + m],
+              None if displacement is None else displacement[s:s + m], out[s:s + m],
+              scratch[:5 * m * h * w].reshape(5, m, h * w), index[:m * h * w].reshape(m, h * w),
+              padded)
+    return out.reshape(images.shape)
+
+
+def _warp(images, forward, displacement, out, scratch, index, padded):
+    """One chunk of ``warp``: (M, 28, 28) square images into (M, 784) ``out``."""
+    m, h, w = images.shape
+    pw = w + 2                                                     # padded row length
+    a_inv = np.linalg.inv(forward[:, :, :2])                       # (M, 2, 2)
+    # Source position = a_inv @ (pixel - centre - t) + centre, +1 for the padding.
+    offset = CENTRE + 1 - a_inv @ (forward[:, :, 2] + CENTRE)[:, :, None]
+    coefs = np.concatenate([a_inv, offset], axis=2).astype(np.float32)   # (M, 2, 3)
+    pos, whole = scratch[:2], scratch[2:4]                         # rows, cols: (2, M, 784)
+    np.matmul(coefs.transpose(1, 0, 2).reshape(2 * m, 3), GRID, out=pos.reshape(2 * m, h * w))
     if displacement is not None:
-        r += displacement[:, 0]
-        c += displacement[:, 1]
-    padded = np.zeros((n, h + 2, w + 2), dtype=np.float32)   # a zero border for outside reads
-    padded[:, 1:-1, 1:-1] = images
-    np.clip(r, 0, h + 1 - 1e-3, out=r)
-    np.clip(c, 0, w + 1 - 1e-3, out=c)
-    r0, c0 = np.floor(r), np.floor(c)
-    fr, fc = r - r0, c - c0
-    base = (r0 * (w + 2) + c0).astype(np.intp)
-    base += (np.arange(n, dtype=np.intp) * ((h + 2) * (w + 2)))[:, None, None]
-    flat = padded.ravel()
-    v00, v01 = flat.take(base), flat.take(base + 1)
-    v10, v11 = flat.take(base + (w + 2)), flat.take(base + (w + 3))
-    top = v00 + fc * (v01 - v00)
-    bottom = v10 + fc * (v11 - v10)
-    return top + fr * (bottom - top)
+        pos += displacement.reshape(m, 2, h * w).transpose(1, 0, 2)
+    np.clip(pos, 0, h + 1 - 1e-3, out=pos)
+    np.floor(pos, out=whole)
+    pos -= whole                                                   # fractional parts
+    (r, c), (r0, c0), v10 = pos, whole, scratch[4]
+    r0 *= pw                                                       # flat index, exact in float32
+    r0 += c0
+    r0 += (np.arange(m, dtype=np.float32) * ((h + 2) * pw))[:, None]
+    np.copyto(index, r0, casting="unsafe")
+    padded[:m * (h + 2) * pw].reshape(m, h + 2, pw)[:, 1:-1, 1:-1] = images
+    for corner, shift in zip((r0, c0, v10, out), (0, 1, pw, pw + 1)):  # v00, v01, v10, v11
+        np.take(padded[shift:], index, out=corner, mode="clip")  # indices are in range
+    # Bilinear: c0 = v00 + fc (v01 - v00), out = v10 + fc (v11 - v10), out = c0 + fr (out - c0).
+    for low, high, f in ((r0, c0, c), (v10, out, c), (c0, out, r)):
+        high -= low
+        high *= f
+        high += low
 
 
 def random_affine(images: np.ndarray, rng: np.random.Generator, **limits) -> np.ndarray:
@@ -222,21 +231,43 @@ def draw_segments(images: np.ndarray, segments: np.ndarray, widths: np.ndarray) 
 
     segments: (N, S, 2, 2) end points ((row, col), (row, col)) per image; widths: (N,) in
     pixels. A pixel at distance d from a line gets ink clip(width/2 + 0.5 - d, 0, 1)."""
-    if len(images) > CHUNK:
-        return np.concatenate([draw_segments(images[s:s + CHUNK], segments[s:s + CHUNK],
-                                             widths[s:s + CHUNK])
-                               for s in range(0, len(images), CHUNK)])
-    n, h, w = images.shape
-    pr = np.arange(h, dtype=np.float32)[:, None]                               # (H, 1)
-    pc = np.arange(w, dtype=np.float32)[None, :]                               # (1, W)
-    seg = segments.astype(np.float32)[..., None, None]                         # (N, S, 2, 2, 1, 1)
-    ar, ac = seg[:, :, 0, 0], seg[:, :, 0, 1]                                  # (N, S, 1, 1)
-    dr, dc = seg[:, :, 1, 0] - ar, seg[:, :, 1, 1] - ac
-    length2 = np.maximum(dr * dr + dc * dc, 1e-6)
-    t = np.clip(((pr - ar) * dr + (pc - ac) * dc) / length2, 0.0, 1.0)          # (N, S, H, W)
-    d = np.sqrt((ar + t * dr - pr) ** 2 + (ac + t * dc - pc) ** 2)
-    ink = np.clip(np.asarray(widths, np.float32)[:, None, None, None] / 2 + 0.5 - d, 0, 1)
-    return np.maximum(images, ink.max(axis=1))
+    out = np.array(images, dtype=np.float32)
+    _ink_segments(out, segments, widths)
+    return out
+
+
+def _ink_segments(images, segments, widths):
+    """``draw_segments`` in place on float32 ``images``. A segment equal to the image's
+    previous one adds nothing (ink is a maximum), so it is not drawn again."""
+    n, flat = len(images), images.reshape(len(images), SIDE * SIDE)
+    reach = np.asarray(widths, np.float32) / 2 + 0.5
+    for k in range(segments.shape[1]):
+        rows = (np.arange(n) if k == 0 else
+                np.flatnonzero(np.any(segments[:, k] != segments[:, k - 1], axis=(1, 2))))
+        for s in range(0, len(rows), CHUNK):
+            part = rows[s:s + CHUNK]
+            flat[part] = np.maximum(flat[part], _segment_ink(segments[part, k], reach[part]))
+
+
+def _segment_ink(segment, reach):
+    """(M, 2, 2) segments and (M,) float32 ink reaches -> (M, 784) ink of each segment."""
+    a = segment[:, 0].astype(np.float32)                                   # (M, 2)
+    d = segment[:, 1].astype(np.float32) - a
+    length2 = np.maximum((d * d).sum(axis=1), 1e-6)
+    # t = ((pixel - a) . d) / |d|^2 is linear in the pixel's (row, col, 1): one matmul.
+    coefs = np.concatenate([d, -(a * d).sum(axis=1, keepdims=True)], axis=1) / length2[:, None]
+    t = coefs @ GRID                                                       # (M, 784)
+    np.clip(t, 0.0, 1.0, out=t)
+    dist2 = None
+    for axis in (0, 1):  # (a + t d - pixel)^2 along rows, then columns
+        part = t * d[:, axis, None]
+        part += a[:, axis, None]
+        part -= GRID[axis]
+        part *= part
+        dist2 = part if dist2 is None else np.add(dist2, part, out=dist2)
+    ink = np.sqrt(dist2, out=dist2)
+    np.subtract(reach[:, None], ink, out=ink)
+    return np.clip(ink, 0.0, 1.0, out=ink)
 
 
 def _extent(images: np.ndarray):
@@ -268,9 +299,15 @@ def continental_styles(images: np.ndarray, labels: np.ndarray, rng: np.random.Ge
     on 0s, a flag (and half the time a base) on 1s, a crossbar on 7s, a tail curling left
     under 9s. Returns a new array."""
     out = images.copy()
+    _restyle(out, labels, rng, fraction)
+    return out
+
+
+def _restyle(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator, fraction: float):
+    """``continental_styles`` in place on float32 ``images``."""
     idx = np.flatnonzero(np.isin(labels, STYLED) & (rng.random(len(labels)) < fraction))
     if idx.size == 0:
-        return out
+        return
     imgs, lab = images[idx], labels[idx]
     n = len(idx)
     top, bottom, left, right, ink = _extent(imgs)
@@ -306,8 +343,8 @@ def continental_styles(images: np.ndarray, labels: np.ndarray, rng: np.random.Ge
         rows = lab == digit
         for k in range(3):
             segs[rows, k] = lines[min(k, len(lines) - 1)][rows]  # repeat the last line
-    out[idx] = draw_segments(imgs, segs, pen)
-    return out
+    _ink_segments(imgs, segs, pen)
+    images[idx] = imgs
 
 
 # ---------------------------------------------------------------- one epoch's batch
@@ -338,15 +375,16 @@ def augment_epoch(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, *,
     (with, if ``elastic_alpha`` > 0, an elastic distortion of that strength). Zeros
     everywhere returns the rows unchanged."""
     n = len(x)
-    imgs = np.asarray(x, dtype=np.float32).reshape(n, SIDE, SIDE)
+    if not (affine > 0 or stroke > 0 or styles > 0 or repen_fraction > 0):
+        return np.ascontiguousarray(x, dtype=np.float32).reshape(n, SIDE * SIDE)
+    imgs = np.array(x, dtype=np.float32).reshape(n, SIDE, SIDE)  # the one copy: never write into x
     if repen_fraction > 0:
         idx = np.flatnonzero(rng.random(n) < repen_fraction)
         if idx.size:
             sk = skeletons[idx] if skeletons is not None else thin(imgs[idx] > 0.5)
-            imgs = imgs.copy()
             imgs[idx] = redraw(sk, rng.uniform(0.8, 1.6, idx.size))
     if styles > 0:
-        imgs = continental_styles(imgs, np.asarray(y), rng, styles)
+        _restyle(imgs, np.asarray(y), rng, styles)
     if stroke > 0:
         amounts = rng.uniform(-0.6, 1.0, n) * (rng.random(n) < stroke)
         imgs = stroke_width(imgs, amounts)
@@ -354,7 +392,6 @@ def augment_epoch(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, *,
         idx = np.flatnonzero(rng.random(n) < affine)
         if idx.size:
             disp = _shared_fields(idx.size, rng, elastic_alpha) if elastic_alpha > 0 else None
-            imgs = imgs.copy()  # never write into the caller's array
             # Translation is left to the training loop's random shift.
             imgs[idx] = warp(imgs[idx], affine_matrices(idx.size, rng, translate=0.0), disp)
-    return np.ascontiguousarray(imgs, dtype=np.float32).reshape(n, SIDE * SIDE)
+    return imgs.reshape(n, SIDE * SIDE)
