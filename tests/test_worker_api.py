@@ -107,6 +107,50 @@ def test_predict_blank_or_malformed_input(api):
         api.predict(bytes(99), 10, 10)
 
 
+def test_predict_rejects_non_digits_and_tiny_images_with_a_sentence(api, bundle):
+    """A blank pad is None; a dot, a frame or a scribble as the pad sends them (white on
+    black, 112 px) and a tiny upload get a sentence and no probabilities."""
+    import drawings
+
+    assert api.predict(bytes(112 * 112), 112, 112) is None
+    digit = as_bytes(bundle.x_test[0])
+    before = api.predict(digit, 28, 28, raw=True)
+    for strokes in ([[(0.4, 0.6)]],                                       # a dot
+                    [[(0, 0), (1, 0), (1, 1), (0, 1), (0, 0)]],           # a frame
+                    [[(0.02, 0.03), (0.97, 0.03)]]):                     # along the border
+        img = drawings.to_image(drawings.paint(strokes, 112))
+        out = api.predict(img.tobytes(), 112, 112)
+        assert set(out) == {"rejected"}, strokes
+        assert out["rejected"].startswith("That doesn't look like a digit: ")
+        assert out["rejected"].endswith(".") and "Error" not in out["rejected"]
+    for h, w in ((1, 1), (1, 40), (7, 7)):
+        out = api.predict(np.full(h * w, 255, np.uint8).tobytes(), h, w)
+        assert out == {"rejected": f"No digit found: the image is only {w}x{h} pixels."}
+    # Rejections classify nothing: the last digit (for the feature maps) is unchanged.
+    np.testing.assert_array_equal(np.round(api.last_input.reshape(784) * 255), np.frombuffer(digit, np.uint8))
+    np.testing.assert_array_equal(api.predict(digit, 28, 28, raw=True)["probs"], before["probs"])
+
+
+def test_predict_rejects_a_drawing_along_the_pad_border(api, bundle):
+    """The page sends a drawing re-rendered to fit its extent, where a stroke along the
+    pad's top edge is a plain bar mid-image; ``placed`` (as on the pad) shows the edge."""
+    import drawings
+
+    along_top = drawings.to_image(drawings.paint([[(0.05, 0.03), (0.95, 0.03)]], 112))
+    fitted = drawings.to_image(drawings.paint([[(0.05, 0.5), (0.95, 0.5)]], 112, pen=0.12))
+    assert "probs" in api.predict(fitted.tobytes(), 112, 112)        # alone: a bar
+    out = api.predict(fitted.tobytes(), 112, 112, placed=along_top.tobytes())
+    assert out == {"rejected": "That doesn't look like a digit: "
+                               "it is only lines along the edge of the image."}
+    # A digit drawn on the pad is classified as before when its placement is given too.
+    on_pad = drawings.to_image(drawings.pad_digit(bundle.x_test[0], np.random.default_rng(1), 112))
+    alone = api.predict(on_pad.tobytes(), 112, 112)
+    np.testing.assert_array_equal(
+        api.predict(on_pad.tobytes(), 112, 112, placed=on_pad.tobytes())["probs"], alone["probs"])
+    with pytest.raises(ValueError, match="112x112"):
+        api.predict(fitted.tobytes(), 112, 112, placed=bytes(10))
+
+
 def test_feature_maps_of_the_last_digit(bundle):
     model = cnn(seed=3)
     fresh = WorkerAPI(bundle)

@@ -165,16 +165,16 @@ async function runSlices(post, start) {
 }
 
 const handlers = {
-  /** {pixels: width*height grey bytes, width, height, raw, insight} -> {empty, probs,
-   * preview, computeMs, maps (the CNN's feature maps when insight is asked, or null)}. */
-  predict({ pixels, width, height, raw = false, insight = false }) {
+  /** {pixels: width*height grey bytes, width, height, raw, insight, placed (a drawing as on
+   * the pad)} -> {empty, rejected (a sentence) | probs, preview, computeMs, maps or null}. */
+  predict({ pixels, width, height, raw = false, insight = false, placed = undefined }) {
     if (!(pixels instanceof Uint8Array) || pixels.length !== width * height) {
       throw new Error("predict: pixels must be a Uint8Array of width*height grey values");
     }
     const t = performance.now();
-    const out = call("predict", pixels, height, width, Boolean(raw));
+    const out = call("predict", pixels, height, width, Boolean(raw), placed);
     const computeMs = performance.now() - t;
-    if (out === null) return { empty: true, computeMs };
+    if (out === null || out.rejected) return { empty: !out, rejected: out?.rejected ?? null, computeMs };
     const maps = insight ? call("feature_maps") : null;
     return { empty: false, probs: out.probs, preview: out.preview, computeMs, maps };
   },

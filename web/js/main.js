@@ -45,8 +45,14 @@ const pad = new Pad(document.querySelector('[data-testid="pad"]'), {
     ui.setMessage("");
     ui.showThumb(null);
   },
-  onStrokeEnd: (t) => classify(() => pad.snapshot(112), "drawing", t, pad.strokes.length),
+  onStrokeEnd: (t) => classify(drawing, "drawing", t, pad.strokes.length),
 });
+
+/** The drawing as sent: re-rendered to fit its extent, and as it lies on the pad (only
+ * there do strokes along the pad's border show). */
+function drawing() {
+  return { ...pad.snapshot(112), placed: pad.snapshot(112, null).pixels };
+}
 
 // Every request goes through LatestOnly: while one runs, only the newest waits.
 // A model switch in progress (the CNN downloading) finishes first. With "Inside the
@@ -77,18 +83,29 @@ async function classify(getImage, source, t0 = performance.now(), strokes = 0) {
   try {
     result = await predictions.submit(getImage());
   } catch (err) {
-    if (gen === generation) ui.setMessage(`Could not classify: ${err.message}`, "error");
+    if (gen === generation) showFailure(`Could not classify: ${err.message}`);
     return;
   }
   if (result === null || gen !== generation) return; // superseded by newer input
-  teach.setInput(result.empty ? null : result.preview);
+  const verdict = !result.empty && !result.rejected;
+  teach.setInput(verdict ? result.preview : null);
   if (result.empty) {
     ui.renderEmpty(source === "drawing" ? "Draw a digit" : "No digit found in that image");
+  } else if (result.rejected) {
+    ui.renderEmpty(result.rejected, "rejected");
   } else {
     ui.renderPrediction(result, source);
   }
-  if (insight.isOpen()) insight.renderMaps(result.maps || null, result.empty ? "empty" : insightKind);
+  if (insight.isOpen()) insight.renderMaps(result.maps || null, verdict ? insightKind : "empty");
   ui.setLatency(performance.now() - t0, result.computeMs, strokes);
+}
+
+/** Classifying failed: say why, and no older verdict stays beside the message. */
+function showFailure(text) {
+  teach.setInput(null);
+  ui.setMessage(text, "error");
+  ui.renderEmpty("No verdict", "error");
+  if (insight.isOpen()) insight.renderMaps(null);
 }
 
 document.getElementById("clear").addEventListener("click", () => {
@@ -135,7 +152,7 @@ async function classifyFile(file) {
   } catch (err) {
     if (gen !== generation) return;
     ui.showThumb(null);
-    ui.setMessage(err instanceof ImageInputError ? err.message : `Could not read ${file.name}.`, "error");
+    showFailure(err instanceof ImageInputError ? err.message : `Could not read ${file.name}.`);
     return;
   }
   if (gen !== generation) return;
@@ -209,13 +226,13 @@ async function refreshInsight(reclassify = false) {
     return;
   }
   if (pad.isEmpty()) insight.renderMaps(null);
-  else if (reclassify) classify(() => pad.snapshot(112), "drawing", performance.now(), pad.strokes.length);
+  else if (reclassify) classify(drawing, "drawing", performance.now(), pad.strokes.length);
 }
 
 /** The pad's model changed: its filters, the drawing's prediction and the gallery follow. */
 function showModelChange() {
   refreshInsight(false);
-  if (!pad.isEmpty()) classify(() => pad.snapshot(112), "drawing", performance.now(), pad.strokes.length);
+  if (!pad.isEmpty()) classify(drawing, "drawing", performance.now(), pad.strokes.length);
   gallery.modelChanged();
 }
 

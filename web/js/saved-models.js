@@ -216,14 +216,24 @@ async function importFile(file) {
   }
   const name = file.name.replace(/\.npz$/i, "") || "imported model";
   let record = { name, accuracy: checked.accuracy, architecture: checked.architecture, settings: null, bytes };
+  let unsaved = "";
   try {
     record = await store.add(record);
   } catch (err) {
     record = { ...record, id: null };
-    message(`Imported, but it could not be saved in the browser: ${err.message}`, "error");
+    unsaved = err.message;
+    message(`Imported, but it could not be saved in the browser: ${unsaved}`, "error");
   }
   await renderList();
-  await use({ kind: "stored", ...record },
-    `Imported ${file.name} (${(checked.accuracy * 100).toFixed(1)}% on the test digits); the pad now uses it.`,
+  const score = `${(checked.accuracy * 100).toFixed(1)}% on the test digits`;
+  if (checked.poor) {
+    // A model this weak would silently make the pad's answers worse: the person chooses it.
+    message(unsaved
+      ? `${file.name} scored only ${score}, so the pad does not use it, and it could not be saved in the browser: ${unsaved}`
+      : `Kept “${record.name}” in Your models but not used on the pad, because it scored only ${score}; choose “Use” to try it anyway.`,
+    "warning");
+    return;
+  }
+  await use({ kind: "stored", ...record }, `Imported ${file.name} (${score}); the pad now uses it.`,
     `Could not use ${file.name}`);
 }

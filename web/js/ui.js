@@ -88,12 +88,13 @@ export function renderModelAccuracy(accuracy, n, modelName = null, pretrainedKin
 
 // ---- prediction ---------------------------------------------------------------------
 
-/** Nothing to classify: no digit, flat bars, blank preview. */
-export function renderEmpty(text = "Draw a digit") {
+/** No verdict: no digit, flat bars, blank preview, and `text` in the verdict's place.
+ * state: "empty" (nothing to classify), "rejected" (not a digit) or "error". */
+export function renderEmpty(text = "Draw a digit", state = "empty") {
   els.prediction.dataset.seq = String(++renders);
   els.prediction.textContent = "";
   els.prediction.removeAttribute("data-confidence");
-  els.prediction.dataset.state = "empty";
+  els.prediction.dataset.state = state;
   els.verdict.textContent = text;
   els.confidence.textContent = "";
   setBars(null);

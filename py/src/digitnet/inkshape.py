@@ -33,6 +33,8 @@ MAX_CROSSINGS = 4.5  # strokes crossed by a row / column (90th percentile) in a 
 MAX_PIECES = 5      # separate pieces of ink
 MIN_MAIN = 0.6      # share of the ink in the two largest pieces
 
+ALONG_EDGE = "it is only lines along the edge of the image"
+
 
 @dataclass(frozen=True)
 class InkShape:
@@ -157,7 +159,7 @@ def analyse(ink: np.ndarray) -> InkShape:
         keep = (~grown[r][:, c]).astype(ink.dtype)
     share = float(mask.mean())
     if not rest.any():
-        return InkShape("it is only lines along the edge of the image", keep,
+        return InkShape(ALONG_EDGE, keep,
                         {"border_pieces": len(border), "share": share})
     stats = measure(rest)
     stats.update(border_pieces=len(border), share=share)

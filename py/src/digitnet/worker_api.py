@@ -14,11 +14,11 @@ import tracemalloc
 
 import numpy as np
 
-from . import backend, bench, data, examples, explain
+from . import backend, bench, data, examples, explain, inkshape
 from .finetune import AdaptSession
 from .model import Sequential
 from .modelcheck import POOR_ACCURACY
-from .preprocess import to_mnist
+from .preprocess import DIGIT, EMPTY, MIN_SIDE, prepare
 from .recipes import get_recipe
 from .session import (TrainingSession, check_model, describe, evaluate_model,
                       predict_test_split)
@@ -32,6 +32,15 @@ GALLERY_MISTAKES = 2      # ... then up to this many of the model's mistakes
 def _to_uint8(images: np.ndarray) -> np.ndarray:
     """[0, 1] floats -> uint8 bytes (0..255), rounded."""
     return (np.clip(images, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def _image(pixels, height, width) -> np.ndarray:
+    """height*width uint8 bytes -> (height, width) uint8 array."""
+    height, width = int(height), int(width)
+    gray = np.frombuffer(bytes(pixels), dtype=np.uint8)
+    if gray.size != height * width:
+        raise ValueError(f"predict: {gray.size} pixels do not make a {height}x{width} image")
+    return gray.reshape(height, width)
 
 
 class WorkerAPI:
@@ -80,26 +89,35 @@ class WorkerAPI:
 
     # ---------------------------------------------------------------- classifying
 
-    def predict(self, pixels, height: int, width: int, raw: bool = False) -> dict | None:
+    def predict(self, pixels, height: int, width: int, raw: bool = False,
+                placed=None) -> dict | None:
         """Classify a grey image: ``pixels`` height*width uint8 bytes, any polarity.
 
         ``raw``: the pixels already are a 28x28 MNIST input (ink = 255), used as they are.
-        Returns None if there is no ink, else {"probs": (10,) float64, "preview": (784,)
-        uint8, the 28x28 input the model saw}.
+        ``placed``: for a drawing re-rendered to fit its own extent, the same drawing as it
+        lies on the pad (height*width bytes): only there do lines along the pad's border show.
+        Returns None for a blank image; {"rejected": one sentence} for an image too small
+        to hold a digit or ink that does not look like one; else {"probs": (10,) float64,
+        "preview": (784,) uint8, the 28x28 input the model saw}.
         """
-        height, width = int(height), int(width)
-        gray = np.frombuffer(bytes(pixels), dtype=np.uint8)
-        if gray.size != height * width:
-            raise ValueError(f"predict: {gray.size} pixels do not make a {height}x{width} image")
-        gray = gray.reshape(height, width)
+        gray = _image(pixels, height, width)
         if raw:
             if gray.shape != (28, 28):
                 raise ValueError(f"predict: a raw input must be 28x28, not {height}x{width}")
-            img = gray.astype(np.float32) / 255.0 if gray.any() else None
+            if not gray.any():
+                return None
+            img = gray.astype(np.float32) / 255.0
         else:
-            img = to_mnist(gray)
-        if img is None:
-            return None
+            prepared = prepare(gray)
+            if prepared.outcome == EMPTY and min(gray.shape) >= MIN_SIDE:
+                return None                       # blank: nothing was drawn yet
+            if prepared.outcome == DIGIT and placed is not None:
+                on_pad = prepare(_image(placed, height, width))
+                if on_pad.reason == inkshape.ALONG_EDGE:
+                    prepared = on_pad
+            if prepared.outcome != DIGIT:
+                return {"rejected": prepared.message}
+            img = prepared.image
         proba = self._require_model().predict_proba(img.reshape(1, 784))[0]
         self.last_input = img
         return {"probs": proba.astype(np.float64), "preview": _to_uint8(img).reshape(784)}

@@ -1,0 +1,133 @@
+"""What is not a digit gets a sentence instead of a verdict, through the real page: dots,
+strokes along the pad's border and scribbles drawn on the pad, a 1x1 upload, an unreadable
+file; an imported model that scores poorly is kept but the pad keeps its model. A normal
+drawing is still classified afterwards. Tests run in order on one page."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from helpers import (SHAPES, classify_drawing, png_bytes, probabilities, seq,
+                     wait_next_result, wait_ready)
+
+NOT_A_DIGIT = "That doesn't look like a digit: "
+
+NON_DIGITS = {
+    "dot": [[(0.4, 0.6)]],
+    "along the top border": [[(0.08, 0.02), (0.5, 0.02), (0.92, 0.02)]],
+    "along the left border": [[(0.02, 0.1), (0.02, 0.5), (0.02, 0.9)]],
+    "whole-pad scribble": [[(0.1, 0.1), (0.9, 0.9), (0.1, 0.9), (0.9, 0.1), (0.5, 0.05),
+                            (0.5, 0.95), (0.05, 0.5), (0.95, 0.5)]],
+}
+
+
+@pytest.fixture(scope="module")
+def nd(browser, base_url):
+    context = browser.new_context(base_url=base_url, viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.errors = []
+    page.on("pageerror", lambda e: page.errors.append(str(e)))
+    page.goto(base_url)
+    wait_ready(page, enabled="[data-testid=model-select]")
+    yield page
+    context.close()
+
+
+def verdict(page) -> str:
+    return page.inner_text("#verdict-text").strip()
+
+
+def assert_no_verdict(page, state: str) -> None:
+    """No digit, flat bars, blank preview: nothing of an earlier verdict is left."""
+    assert page.get_by_test_id("prediction").inner_text().strip() == ""
+    assert page.get_attribute('[data-testid="prediction"]', "data-state") == state
+    assert page.get_attribute('[data-testid="prediction"]', "data-confidence") is None
+    assert probabilities(page) == [0.0] * 10
+    assert page.get_by_test_id("preview").get_attribute("data-empty") == "true"
+    assert page.inner_text("#confidence").strip() == ""
+
+
+def upload(page, name: str, data: bytes, mime: str = "image/png") -> None:
+    page.get_by_test_id("upload").set_input_files(files=[{"name": name, "mimeType": mime, "buffer": data}])
+
+
+@pytest.mark.parametrize("kind", list(NON_DIGITS))
+def test_a_non_digit_drawing_gets_a_sentence_not_a_verdict(nd, kind):
+    assert classify_drawing(nd, SHAPES[7]) == "7"          # a verdict it must replace
+    assert classify_drawing(nd, NON_DIGITS[kind]) == ""
+    text = verdict(nd)
+    assert text.startswith(NOT_A_DIGIT) and text.endswith(".") and text.count(".") == 1, text
+    if "border" in kind:
+        assert text == NOT_A_DIGIT + "it is only lines along the edge of the image."
+    assert_no_verdict(nd, "rejected")
+
+
+def test_a_1x1_upload_says_no_digit_found_and_clears_the_old_verdict(nd):
+    assert classify_drawing(nd, SHAPES[0]) == "0"
+    before = seq(nd)
+    upload(nd, "pixel.png", png_bytes(np.zeros((1, 1), np.uint8)))
+    wait_next_result(nd, before)
+    assert verdict(nd) == "No digit found: the image is only 1x1 pixels."
+    assert_no_verdict(nd, "rejected")
+    assert nd.get_attribute("#input-message", "data-kind") != "error"   # not a failure
+
+
+def test_an_unreadable_upload_clears_the_old_verdict(nd):
+    assert classify_drawing(nd, SHAPES[1]) == "1"
+    before = seq(nd)
+    upload(nd, "x.png", b"this is not an image\n" * 20)
+    wait_next_result(nd, before)
+    assert nd.get_attribute("#input-message", "data-kind") == "error"
+    assert "x.png" in nd.inner_text("#input-message")
+    assert_no_verdict(nd, "error")
+
+
+def settle(page, timeout=60_000) -> str:
+    page.wait_for_function("() => document.documentElement.dataset.padModel !== 'switching'", timeout=timeout)
+    return page.evaluate("document.documentElement.dataset.padModel")
+
+
+def test_a_poor_imported_model_is_kept_but_not_used(nd, tmp_path):
+    import digitnet
+    from digitnet import data
+
+    poor = digitnet.mlp(seed=1)                  # untrained: near chance
+    path = tmp_path / "poor-model.npz"
+    digitnet.save(poor, path)
+    test = data.load_bundle()
+    accuracy = float((poor.predict(test.x_test) == test.y_test).mean())
+    assert accuracy < 0.5
+
+    pad_model = settle(nd)
+    label = nd.inner_text('[data-testid="current-model"]')
+    classify_drawing(nd, SHAPES[7])
+    probs = probabilities(nd)
+    kept_before = nd.get_by_test_id("saved-model").count()
+
+    nd.get_by_test_id("import").set_input_files(str(path))
+    nd.wait_for_function("() => /not used/.test(document.querySelector('#models-message').textContent)",
+                         timeout=60_000)
+    message = nd.inner_text("#models-message")
+    assert message == (f"Kept “poor-model” in Your models but not used on the pad, because it scored "
+                       f"only {accuracy * 100:.1f}% on the test digits; choose “Use” to try it anyway.")
+    assert nd.get_by_test_id("saved-model").count() == kept_before + 1
+    kept = nd.locator('[data-testid="saved-model"]', has_text="poor-model")
+    assert kept.count() == 1
+    # The pad keeps its model: same key, same label, same probabilities.
+    assert settle(nd) == pad_model
+    assert nd.inner_text('[data-testid="current-model"]') == label
+    assert classify_drawing(nd, SHAPES[7]) == "7"
+    assert probabilities(nd) == pytest.approx(probs, abs=1e-6)
+    # The person can still choose it, and go back.
+    kept.locator("[data-action=use]").click()
+    assert settle(nd) == f"stored:{kept.get_attribute('data-id')}"
+    nd.get_by_test_id("use-pretrained").click()
+    assert settle(nd) == pad_model
+
+
+@pytest.mark.parametrize("digit", [0, 1, 4, 7])
+def test_a_drawn_digit_is_still_classified_afterwards(nd, digit):
+    assert classify_drawing(nd, SHAPES[digit]) == str(digit)
+    assert nd.get_attribute('[data-testid="prediction"]', "data-state") in ("sure", "unsure")
+    assert abs(sum(probabilities(nd)) - 1) < 0.01
+    assert not nd.errors, nd.errors
