@@ -352,10 +352,9 @@ def test_adapt_time_for_30_examples(browser, base_url, tmp_path, model):
     try:
         page.goto(base_url)
         wait_ready(page, enabled="[data-testid=adapt]")
-        if model == "cnn":
-            page.select_option('[data-testid="model-select"]', "pretrained:cnn")
-            page.wait_for_function("() => document.documentElement.dataset.padModel === 'pretrained:cnn'",
-                                   timeout=120_000)
+        page.select_option('[data-testid="model-select"]', f"pretrained:{model}")
+        page.wait_for_function(f"() => document.documentElement.dataset.padModel === 'pretrained:{model}'",
+                               timeout=120_000)
         assert "Imported 30 examples" in import_file(page, thirty_examples(tmp_path))
         t = time.perf_counter()
         out = adapt(page)
