@@ -63,10 +63,31 @@ def test_quick_bench_reports_every_section(quick_results):
     # and numpy bytes grow by well under 100 kB over nine more epochs.
     assert mem["heap_bytes_after_10_epochs"] - mem["heap_bytes_after_1_epoch"] <= 1_000_000
     assert mem["live_bytes_after_10_epochs"] - mem["live_bytes_after_1_epoch"] < 100_000
-    for heading in ("Matrix product", "Training throughput", "Page load", "Classification latency",
-                    "Worker memory"):
+    for heading in ("Accuracy: MNIST and drawn digits", "Matrix product", "Training throughput", "Page load",
+                    "Classification latency", "Worker memory"):
         assert f"## {heading}" in md
     assert not re.search(r"\bnan\b", md, re.IGNORECASE), "a figure in the table is not a number"
+
+
+def test_quick_bench_reports_mnist_and_drawn_accuracy_side_by_side(quick_results):
+    results, md = quick_results
+    acc = results["accuracy"]
+    assert acc["drawn_set"] == "test" and acc["n_drawn"] == 360 and acc["n_mnist"] == 2000
+    assert "| model | MNIST test split | drawn test set (360 digits) | lowest styles (drawn) |" in md
+    for model in ("mlp", "cnn"):
+        a = acc[model]
+        assert 0 < a["mnist"] <= 1 and 0 < a["drawn"] <= 1
+        assert sum(n for _, n in a["by_style"].values()) == 360
+        assert 0 < sum(c for c, _ in a["by_style"].values()) / 360 == pytest.approx(a["drawn"])
+        # The lowest styles (with a miss), worst first, are no better than any style left out.
+        rate = {s: c / n for s, (c, n) in a["by_style"].items()}
+        worst = [rate[s] for s in a["lowest_styles"]]
+        others = [r for s, r in rate.items() if s not in a["lowest_styles"]]
+        assert worst == sorted(worst) and all(r < 1 for r in worst)
+        assert len(worst) == bench.LOWEST_STYLES or all(r == 1 for r in others)
+        assert all(worst[-1] <= r for r in others) if worst else a["drawn"] == 1
+        row = rf"^\| {model} \(`models/{model}\.npz`\) \| {100 * a['mnist']:.2f} % \| {100 * a['drawn']:.2f} % \| \S"
+        assert re.search(row, md, re.MULTILINE), f"no table row for {model} with its accuracies"
 
 
 def test_check_rejects_holes_and_bad_figures(quick_results):
@@ -84,3 +105,13 @@ def test_check_rejects_holes_and_bad_figures(quick_results):
     broken = copy.deepcopy(results)
     broken["training"]["mlp_seed"]["page_numpy"]["examples_per_s"]["median"] = 0
     assert bench.check(broken)
+    broken = copy.deepcopy(results)
+    broken["accuracy"]["n_drawn"] = 359
+    assert any("n_drawn" in p for p in bench.check(broken))
+    for model, key, bad in (("mlp", "drawn", 0.0), ("cnn", "mnist", 1.5), ("cnn", "drawn", None)):
+        broken = copy.deepcopy(results)
+        broken["accuracy"][model][key] = bad
+        assert any(f"accuracy.{model}.{key}" in p for p in bench.check(broken))
+    broken = copy.deepcopy(results)
+    del broken["accuracy"]["cnn"]
+    assert any("accuracy.cnn" in p for p in bench.check(broken))

@@ -14,6 +14,8 @@ of several repetitions:
   matmul-bound limit (matmul rate / FLOPs per example, from the layer shapes);
 - the page (tools/bench_page.py): cold and warm load times and bytes, stroke-to-
   probabilities latency, the worker's memory while training, the training panel;
+- the shipped models' accuracy on the bundled MNIST test split and on the drawn test set
+  (tools/drawn_eval.py: the drawn digits as the page's pad renders them), lowest styles;
 - the targets, met or not. Writes OUT.json and OUT.md (tools/bench_report.py).
 """
 from __future__ import annotations
@@ -37,6 +39,8 @@ from tools.bench_common import KINDS, REPS, TRAIN_SIZES, log, paired_runs  # noq
 from tools.bench_page import page_measurements  # noqa: E402
 from tools.bench_report import PATHS, assemble, markdown, targets  # noqa: E402
 from tools.common import DIST  # noqa: E402
+from tools.drawn_eval import evaluate  # noqa: E402
+from tools.drawn_set import load_strokes  # noqa: E402
 
 # What complete results hold: section -> keys (see check).
 REQUIRED = {
@@ -45,7 +49,11 @@ REQUIRED = {
     "page_load": ("cold_ms", "warm_ms", "bytes_cold_until_ready", "bytes_warm"),
     "latency_ms": ("median", "p95"),
     "worker_memory": ("heap_bytes_ready", "heap_bytes_after_1_epoch", "heap_bytes_after_10_epochs"),
+    "accuracy": ("n_mnist", "n_drawn", "mlp", "cnn"),
 }
+SHIPPED_MODELS = ("mlp", "cnn")  # dist/models/<name>.npz
+DRAWN_SET = "test"
+LOWEST_STYLES = 3
 
 
 def loadavg() -> list[float]:
@@ -88,6 +96,22 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def accuracy_measurements(dist: Path) -> dict:
+    """The shipped models' accuracy on the bundled MNIST test split and on the drawn set,
+    per model: mnist, drawn, by_style {style: [correct, total]}, lowest_styles (the
+    LOWEST_STYLES worst styles with a miss, worst first)."""
+    log(f"accuracy: MNIST test split and drawn {DRAWN_SET} set")
+    rows = evaluate([str(dist / "models" / f"{m}.npz") for m in SHIPPED_MODELS], DRAWN_SET)
+    out = {"drawn_set": DRAWN_SET, "n_mnist": rows[0]["n_mnist"], "n_drawn": rows[0]["n_drawn"]}
+    for name, row in zip(SHIPPED_MODELS, rows):
+        by_style = {str(s): [c, n] for s, (c, n) in row["by_style"].items()}
+        missed = [s for s, (c, n) in by_style.items() if c < n]
+        worst = sorted(missed, key=lambda s: (by_style[s][0] / by_style[s][1], s))
+        out[name] = {"file": f"models/{name}.npz", "mnist": row["mnist"], "drawn": row["drawn"],
+                     "by_style": by_style, "lowest_styles": worst[:LOWEST_STYLES]}
+    return out
 
 
 # ---------------------------------------------------------------- CPython side
@@ -187,6 +211,17 @@ def check(results: dict) -> list[str]:
     sc = results.get("scipy_lazy_load") or {}
     if sc.get("available"):
         positive("scipy_lazy_load.bytes.total (first use downloads it)", sc["bytes"]["total"])
+    acc = results["accuracy"]
+    n_drawn = len(load_strokes(acc.get("drawn_set", DRAWN_SET)))
+    if acc["n_drawn"] != n_drawn:
+        problems.append(f"accuracy.n_drawn = {acc['n_drawn']!r}, the drawn set has {n_drawn} digits")
+    for model in SHIPPED_MODELS:
+        for k in ("mnist", "drawn"):
+            v = acc[model].get(k)
+            if not isinstance(v, float) or not 0 < v <= 1:
+                problems.append(f"accuracy.{model}.{k} = {v!r} is not an accuracy in (0, 1]")
+        if sum(n for _, n in acc[model].get("by_style", {}).values()) != acc["n_drawn"]:
+            problems.append(f"accuracy.{model}.by_style does not count every drawn digit")
     tp = results.get("training_panel")
     if not isinstance(tp, dict) or "error" in tp:
         problems.append(f"training_panel not measured: {(tp or {}).get('error')}")
@@ -217,12 +252,13 @@ def run(out: Path, quick: bool = False, do_build: bool = True) -> dict:
     with LoadSampler() as sampler:
         cpy = cpython_runs(quick)
         pg = page_measurements(dist, quick)
+    accuracy = accuracy_measurements(dist)
     first = cpy["cpython_numpy"]
     meta.update({"python": first["python"], "numpy": first["numpy"], "chromium": pg["chromium"],
                  "pyodide": pg["pyodide"], "load_average_end": loadavg(),
                  "load_average_1min_during": summary(sampler.samples or [0.0]),
                  "run_s": time.perf_counter() - t0})
-    results = assemble(cpy, pg, meta)
+    results = assemble(cpy, pg, accuracy, meta)
     results["targets"] = targets(results)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

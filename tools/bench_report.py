@@ -14,8 +14,8 @@ KIND_NOTES = {
 }
 
 
-def assemble(cpy: dict, pg: dict, meta: dict) -> dict:
-    """The CPython runs, the page's and the run's metadata -> the results dict."""
+def assemble(cpy: dict, pg: dict, accuracy: dict, meta: dict) -> dict:
+    """The CPython runs, the page's, the models' accuracy and the run's metadata -> the results dict."""
     c = pg["compute"]
     c1 = cpy["cpython_numpy_1thread"]
     cn = cpy["cpython_numpy"]
@@ -51,6 +51,7 @@ def assemble(cpy: dict, pg: dict, meta: dict) -> dict:
         "latency_ms": pg["latency"],
         "worker_memory": pg["memory"],
         "training_panel": pg.get("panel"),
+        "accuracy": accuracy,
     }
 
 
@@ -137,6 +138,32 @@ def panel_lines(tp) -> list[str]:
     ]
 
 
+def accuracy_lines(acc: dict) -> list[str]:
+    def pct(c, n):
+        return f"{100 * c / n:.0f} % ({c}/{n})"
+
+    rows = [f"| {name} (`{acc[name]['file']}`) | {100 * acc[name]['mnist']:.2f} % | "
+            f"{100 * acc[name]['drawn']:.2f} % | "
+            + ("; ".join(f"{s} {pct(*acc[name]['by_style'][s])}" for s in acc[name]["lowest_styles"])
+               or "every style read right") + " |"
+            for name in ("mlp", "cnn")]
+    return [
+        "## Accuracy: MNIST and drawn digits",
+        "",
+        f"The shipped models on the bundled MNIST test split ({acc['n_mnist']:,} digits) and on "
+        f"the drawn {acc['drawn_set']} set (`tests/fixtures/drawn/{acc['drawn_set']}.json`: strokes "
+        "replayed through the page's `web/js/pad.js` in Chromium, so each digit is what the "
+        "worker classifies; `tools/drawn_eval.py`), and per model the (up to three) drawn styles "
+        "it reads worst, those with a miss:",
+        "",
+        f"| model | MNIST test split | drawn {acc['drawn_set']} set ({acc['n_drawn']} digits) | "
+        "lowest styles (drawn) |",
+        "|---|---|---|---|",
+        *rows,
+        "",
+    ]
+
+
 def markdown(r: dict) -> str:
     from digitnet.bench import MLP_FLOPS_PER_EXAMPLE as mlp_convention
     m = r["meta"]
@@ -171,6 +198,7 @@ def markdown(r: dict) -> str:
         *(f"| {x['what']} | {x['target']} | {x['measured'] or '—'} | {'yes' if x['met'] else '**no**'} |"
           for x in r["targets"]),
         "",
+        *accuracy_lines(r["accuracy"]),
         "## Matrix product (the limit)",
         "",
         f"float32, the tutorial MLP's six training matmuls at batch {mm['batch']} "

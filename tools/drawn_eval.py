@@ -10,18 +10,20 @@ pen fraction of the drawing's extent, or "pad" for the drawing as it looks on th
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
 
-from drawn_set import drawn_set
-from digitnet import data
-from digitnet.model import load
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # as a script and as tools.drawn_eval
+from tools.drawn_set import drawn_set  # noqa: E402  (it puts py/src on the path)
+from digitnet import data  # noqa: E402
+from digitnet.model import load  # noqa: E402
 
 
 def evaluate(paths: list[str], set_name: str = "test", pen="default") -> list[dict]:
-    """Per model file: name, mnist (accuracy on the bundled test split), drawn (on the
-    drawn set), by_style and by_placement ({name: (correct, total)})."""
+    """Per model file: name, mnist (accuracy on the bundled test split of n_mnist digits),
+    drawn (on the drawn set of n_drawn), by_style and by_placement ({name: (correct, total)})."""
     bundle = data.load_bundle()
     drawn = drawn_set(set_name, pen)
     rows = []
@@ -33,7 +35,7 @@ def evaluate(paths: list[str], set_name: str = "test", pen="default") -> list[di
             groups[key] = {g: (int(hit[drawn[key] == g].sum()), int((drawn[key] == g).sum()))
                            for g in np.unique(drawn[key])}
         rows.append({"name": str(path), "mnist": float((model.predict(bundle.x_test) == bundle.y_test).mean()),
-                     "drawn": float(hit.mean()), "n_drawn": int(hit.size),
+                     "n_mnist": int(bundle.y_test.size), "drawn": float(hit.mean()), "n_drawn": int(hit.size),
                      "by_style": groups["style"], "by_placement": groups["placement"]})
     return rows
 
