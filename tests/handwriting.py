@@ -1,8 +1,9 @@
 """Handwriting styles MNIST under-represents, as stroke lists, and a numpy renderer.
 
 Strokes are lists of (x, y) points in [0, 1] of a square pad (the shape `helpers.draw_mouse`
-draws in the browser). ``render`` paints them like web/js/pad.js (round pen 7.5% of the
-side, on a 112 px square) and returns the 28x28 input `preprocess.to_mnist` makes of it.
+draws in the browser). ``render`` paints them as web/js/pad.js sends them (fitted to a
+112 px square, round pen 14% of the drawing's extent) and returns the 28x28 input
+`preprocess.to_mnist` makes of it.
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import math
 
 import numpy as np
 
-PEN = 0.075
+SEND_PEN = 0.14  # web/js/pad.js: the pen of the image sent, as a fraction of the extent
 
 
 def _line(a, b, n=10):
@@ -22,26 +23,32 @@ def _ellipse(cx, cy, rx, ry, n=40):
             for i in range(n + 3)]
 
 
-def flag_one():
-    """A 1 with a long flag (one stroke): the shipped MLP reads it as a 7."""
-    return [_line((0.20, 0.42), (0.58, 0.12)) + _line((0.58, 0.12), (0.58, 0.88))[1:]]
+def _mirrored(strokes):
+    return [[(1 - x, y) for x, y in stroke] for stroke in strokes]
 
 
-def box_zero():
-    """A 0 drawn as a box (one stroke): read as a 9."""
-    return [_line((0.3, 0.15), (0.7, 0.15)) + _line((0.7, 0.15), (0.7, 0.85))[1:]
-            + _line((0.7, 0.85), (0.3, 0.85))[1:] + _line((0.3, 0.85), (0.3, 0.15))[1:]]
+def mirrored_seven():
+    """A 7 written mirror-wise (the bar, then the stem down to the left): read as a 5."""
+    return _mirrored([_line((0.25, 0.15), (0.75, 0.15)) + _line((0.75, 0.15), (0.4, 0.88))[1:]])
 
 
-def crossed_two():
-    """A Z-shaped 2 with a crossbar: read as a 3."""
-    return [_line((0.25, 0.18), (0.75, 0.18)) + _line((0.75, 0.18), (0.25, 0.84))[1:]
-            + _line((0.25, 0.84), (0.78, 0.84))[1:], _line((0.32, 0.5), (0.68, 0.5))]
+def mirrored_three():
+    """A 3 written mirror-wise, like an epsilon: read as an 8."""
+    top, bottom = _ellipse(0.5, 0.3, 0.2, 0.15, n=40), _ellipse(0.5, 0.68, 0.22, 0.18, n=40)
+    return _mirrored([top[30:] + top[:25] + bottom[35:] + bottom[:22]])
 
 
-# name -> (the digit meant, stroke maker)
-STYLES = {"flag_one": (1, flag_one), "box_zero": (0, box_zero),
-          "crossed_two": (2, crossed_two)}
+def boxy_six():
+    """A 6 drawn with straight strokes, like a digital display: read as a 5."""
+    return [_line((0.7, 0.15), (0.3, 0.15)) + _line((0.3, 0.15), (0.3, 0.85))[1:]
+            + _line((0.3, 0.85), (0.7, 0.85))[1:] + _line((0.7, 0.85), (0.7, 0.5))[1:]
+            + _line((0.7, 0.5), (0.3, 0.5))[1:]]
+
+
+# name -> (the digit meant, stroke maker): styles the shipped MLP misreads (a person's own
+# habits MNIST has none of), for the "teach it your handwriting" tests.
+STYLES = {"mirrored_seven": (7, mirrored_seven), "mirrored_three": (3, mirrored_three),
+          "boxy_six": (6, boxy_six)}
 
 
 def jitter(strokes, rng: np.random.Generator, amount: float = 1.0):
@@ -66,14 +73,21 @@ def jitter(strokes, rng: np.random.Generator, amount: float = 1.0):
 
 
 def render(strokes, size: int = 112) -> np.ndarray:
-    """Strokes -> (28, 28) uint8 MNIST input (ink = 255), as the page would classify them."""
+    """Strokes -> (28, 28) uint8 MNIST input (ink = 255), as the page would classify them:
+    like web/js/pad.js's paintFitted, the drawing scaled and centred to fill the square,
+    with a pen of SEND_PEN of its extent (straight segments instead of the pad's curves)."""
     from digitnet.preprocess import to_mnist
 
-    r = PEN * size / 2
+    pts = np.concatenate([np.asarray(s, dtype=np.float64) for s in strokes])
+    lo, hi = pts.min(axis=0), pts.max(axis=0)
+    extent = max(float((hi - lo).max()), 0.01)
+    scale = 0.9 * size / (extent * (1 + SEND_PEN))
+    centre = (lo + hi) / 2
+    r = SEND_PEN * extent * scale / 2
     yy, xx = np.mgrid[0:size, 0:size] + 0.5
     dist = np.full((size, size), np.inf)
     for stroke in strokes:
-        p = np.asarray(stroke, dtype=np.float64) * size
+        p = (np.asarray(stroke, dtype=np.float64) - centre) * scale + size / 2
         a, b = p[:-1] if len(p) > 1 else p, p[1:] if len(p) > 1 else p
         for (ax, ay), (bx, by) in zip(a, b):
             vx, vy = bx - ax, by - ay
