@@ -303,6 +303,9 @@ def test_phone_shows_pad_prediction_and_teach_buttons_without_scrolling(browser,
         before = seq(page)
         draw_touch(page, SHAPES[7])
         wait_next_result(page, before, strokes=1)
+        # A finger takes a moment to move from the pad to the buttons; Chromium's gesture
+        # recogniser does not turn a touch a few milliseconds after the stroke into a click.
+        page.wait_for_timeout(300)
         page.get_by_test_id("teach-7").tap()
         page.wait_for_function("() => document.querySelectorAll('[data-testid=example]').length === 1")
         assert page.evaluate("window.scrollY") == 0
