@@ -31,6 +31,19 @@ def wait_ready(page, timeout: float = READY_TIMEOUT, enabled: str | None = None)
         page.wait_for_function("(sel) => !document.querySelector(sel).disabled", arg=enabled,
                                timeout=timeout)
 
+def open_page(browser, base_url: str, enabled: str, **context_options):
+    """A fresh context's page on the site, ready with `enabled` usable; it records page
+    errors in ``page.errors``. Close it with ``page.context.close()``."""
+    context = browser.new_context(base_url=base_url, viewport={"width": 1280, "height": 900},
+                                  **context_options)
+    page = context.new_page()
+    page.errors = []
+    page.on("pageerror", lambda e: page.errors.append(str(e)))
+    page.goto(base_url)
+    wait_ready(page, enabled=enabled)
+    return page
+
+
 # Strokes are lists of (x, y) points in [0, 1] of the pad's box, shaped like digits.
 
 

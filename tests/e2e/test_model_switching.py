@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import SHAPES, probabilities, wait_ready
+from helpers import SHAPES, open_page, probabilities
 from helpers import classify_drawing as _classify_drawing
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,14 +24,9 @@ shared: dict = {}
 
 @pytest.fixture(scope="module")
 def sp(browser, base_url):
-    context = browser.new_context(base_url=base_url, viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.errors = []
-    page.on("pageerror", lambda e: page.errors.append(str(e)))
-    page.goto(base_url)
-    wait_ready(page, enabled="[data-testid=model-select]")
+    page = open_page(browser, base_url, "[data-testid=model-select]")
     yield page
-    context.close()
+    page.context.close()
 
 
 def default_model() -> str:

@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from helpers import (SHAPES, classify_drawing, png_bytes, probabilities, seq,
-                     wait_next_result, wait_ready)
+from helpers import (SHAPES, classify_drawing, open_page, png_bytes, probabilities, seq,
+                     wait_next_result)
 
 NOT_A_DIGIT = "That doesn't look like a digit: "
 
@@ -23,14 +23,9 @@ NON_DIGITS = {
 
 @pytest.fixture(scope="module")
 def nd(browser, base_url):
-    context = browser.new_context(base_url=base_url, viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.errors = []
-    page.on("pageerror", lambda e: page.errors.append(str(e)))
-    page.goto(base_url)
-    wait_ready(page, enabled="[data-testid=model-select]")
+    page = open_page(browser, base_url, "[data-testid=model-select]")
     yield page
-    context.close()
+    page.context.close()
 
 
 def verdict(page) -> str:

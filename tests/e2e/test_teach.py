@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import SHAPES, draw_mouse, draw_touch, seq, wait_next_result, wait_ready
+from helpers import SHAPES, draw_mouse, open_page, draw_touch, seq, wait_next_result, wait_ready
 from handwriting import STYLES, jitter
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "py" / "src"))
@@ -29,18 +29,12 @@ ADAPT_TIMEOUT = 600_000
 
 @pytest.fixture(scope="module")
 def tp(browser, base_url):
-    context = browser.new_context(base_url=base_url, viewport={"width": 1280, "height": 900},
-                                  accept_downloads=True)
-    page = context.new_page()
-    page.errors = []
-    page.on("pageerror", lambda e: page.errors.append(str(e)))
-    page.goto(base_url)
-    wait_ready(page, enabled="[data-testid=adapt]")
+    page = open_page(browser, base_url, "[data-testid=adapt]", accept_downloads=True)
     # The pretrained MLP adapts in seconds; the CNN (the default) takes minutes in a browser.
     page.select_option('[data-testid="model-select"]', "pretrained:mlp")
     page.wait_for_function("() => document.documentElement.dataset.padModel === 'pretrained:mlp'")
     yield page
-    context.close()
+    page.context.close()
 
 
 def draw(page, strokes, touch=False) -> str:
