@@ -114,15 +114,16 @@ def test_cli_finetune(base, ds, tmp_path):
     images, labels, _ = style_set(3, seed=1)
     (tmp_path / "ex.npz").write_bytes(save_examples(images, labels))
     proc = cli("finetune", "--weights", tmp_path / "m.npz", "--examples", tmp_path / "ex.npz",
-               "--out", tmp_path / "m2.npz")
+               "--out", tmp_path / "m2.npz", "--steps", 20)
     assert proc.returncode == 0, proc.stderr
+    assert "(20 steps in" in proc.stdout
     before = float(proc.stdout.split("test accuracy before:")[1].split()[0])
     after = float(proc.stdout.split("test accuracy after:")[1].split()[0])
     assert before == pytest.approx(evaluate(base, ds.x_test, ds.y_test), abs=1e-4)
     tuned = load(tmp_path / "m2.npz")
     assert after == pytest.approx(evaluate(tuned, ds.x_test, ds.y_test), abs=1e-4)
     # The same seeded run in this process (BLAS threading may change the last float bits).
-    here = finetune(base, images, labels, ds.x_train, ds.y_train)
+    here = finetune(base, images, labels, ds.x_train, ds.y_train, steps=20)
     for p, q in zip(tuned.parameters(), here.parameters()):
         np.testing.assert_allclose(p.value, q.value, atol=1e-4)
 
@@ -136,7 +137,7 @@ def test_cli_finetune_png_directory(base, tmp_path):
     for i, (img, lab) in enumerate(zip(images, labels)):
         Image.fromarray(img).save(tmp_path / "pngs" / f"{lab}_{i}.png")
     proc = cli("finetune", "--weights", tmp_path / "m.npz", "--examples", tmp_path / "pngs",
-               "--out", tmp_path / "m2.npz")
+               "--out", tmp_path / "m2.npz", "--steps", 2)
     assert proc.returncode == 0, proc.stderr
     assert load_examples(tmp_path / "pngs")[1].tolist() == sorted(labels.tolist())
     assert (tmp_path / "m2.npz").exists()
@@ -146,6 +147,9 @@ def test_cli_finetune_errors(base, tmp_path):
     save(base, tmp_path / "m.npz")
     proc = cli("finetune", "--weights", tmp_path / "m.npz")
     assert proc.returncode == 2 and "--examples" in proc.stderr
+    proc = cli("finetune", "--weights", tmp_path / "m.npz", "--examples", tmp_path / "ex.npz",
+               "--out", tmp_path / "out.npz", "--steps", 0)
+    assert proc.returncode == 2 and "must be a whole number from 1 to 10000" in proc.stderr
     (tmp_path / "bad.npz").write_bytes(b"garbage")
     (tmp_path / "one.npz").write_bytes(save_examples(np.zeros((2, 28, 28), np.uint8), [3, 3]))
     for examples_file, message in [("bad.npz", "not a readable examples file"),

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from digitnet import data
+from digitnet.inkshape import label
 from digitnet.preprocess import centre_of_mass, ink_map, resize_area, to_mnist
 from render import render
 
@@ -183,3 +184,51 @@ def test_polarity_follows_the_paper_when_ink_runs_along_the_border():
     for img in (drawings.to_image(ink, True), drawings.to_image(ink, False)):
         # A flipped polarity would disagree on every pixel; antialiased edges may differ.
         assert np.mean((ink_map(img) > 0.5) != (ink > 0.5)) < 0.01
+
+
+def flood_fill_pieces(mask):
+    """The naive oracle: 8-connected pieces of a bool mask as a set of frozensets of pixels."""
+    seen, pieces = set(), set()
+    for start in zip(*np.nonzero(mask)):
+        if start in seen:
+            continue
+        piece, todo = set(), [start]
+        while todo:
+            r, c = todo.pop()
+            if (r, c) in seen or not (0 <= r < mask.shape[0] and 0 <= c < mask.shape[1]) \
+                    or not mask[r, c]:
+                continue
+            seen.add((r, c)), piece.add((r, c))
+            todo += [(r + dr, c + dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1)]
+        pieces.add(frozenset(piece))
+    return pieces
+
+
+@pytest.mark.parametrize("density", [0.1, 0.35, 0.5, 0.7])
+def test_label_finds_the_same_pieces_as_a_flood_fill(density):
+    rng = np.random.default_rng(int(density * 100))
+    for shape in [(1, 1), (1, 9), (9, 1), (13, 17), (40, 31)]:
+        mask = rng.random(shape) < density
+        labels, n = label(mask)
+        got = {frozenset(zip(*np.nonzero(labels == i))) for i in range(1, n + 1)}
+        assert got == flood_fill_pieces(mask) and ((labels > 0) == mask).all()
+        # Numbered in raster order of each piece's first pixel.
+        firsts = [np.flatnonzero(labels.ravel() == i)[0] for i in range(1, n + 1)]
+        assert firsts == sorted(firsts)
+
+
+def test_label_a_spiral_and_an_empty_mask():
+    """A long winding piece (many rounds of propagation) stays one piece."""
+    spiral = np.zeros((21, 21), bool)
+    r, c, dr, dc, length = 10, 10, 0, 1, 1
+    while 0 <= r < 21 and 0 <= c < 21:
+        for _ in range(2):
+            for _ in range(length):
+                if 0 <= r < 21 and 0 <= c < 21:
+                    spiral[r, c] = True
+                r, c = r + dr, c + dc
+            dr, dc = dc, -dr
+        length += 2
+    labels, n = label(spiral)
+    assert n == len(flood_fill_pieces(spiral)) and ((labels > 0) == spiral).all()
+    assert label(np.zeros((5, 4), bool))[1] == 0

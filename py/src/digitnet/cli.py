@@ -68,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="an examples .npz (exported by the page) or a directory of <label>_*.png")
     ft.add_argument("--out", required=True, metavar="FILE", help="where to save the adapted model")
     ft.add_argument("--seed", type=setting("seed"), default=0)
+    ft.add_argument("--steps", type=setting("steps"), default=None,
+                    help="fine-tuning steps (default: as many as the page takes)")
     return parser
 
 
@@ -149,12 +151,13 @@ def cmd_predict(args) -> None:
 
 def cmd_finetune(args) -> None:
     from .examples import load_examples
-    from .finetune import Finetune
+    from .finetune import STEPS, Finetune
 
     model = load(args.weights)
     images, labels = load_examples(args.examples)
     ds = data.load_bundle()
-    run = Finetune(model, images, labels, ds.x_train, ds.y_train, seed=args.seed)
+    run = Finetune(model, images, labels, ds.x_train, ds.y_train, seed=args.seed,
+                   steps=args.steps or STEPS)
     print(f"Fine-tuning {model.describe()} on {len(labels)} examples "
           f"(digits {' '.join(map(str, sorted(set(labels.tolist()))))}) mixed with bundled digits")
     print(f"test accuracy before: {evaluate(model, ds.x_test, ds.y_test):.4f}", flush=True)

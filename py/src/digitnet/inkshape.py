@@ -46,50 +46,48 @@ class InkShape:
     stats: dict
 
 
-def _runs(mask: np.ndarray) -> list[tuple[int, np.ndarray, np.ndarray]]:
-    """Per row: (row, run starts, run ends) of True pixels, ends exclusive."""
+def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every horizontal run of True pixels in raster order: (rows, starts, ends), ends exclusive."""
     padded = np.zeros((mask.shape[0], mask.shape[1] + 2), dtype=np.int8)
     padded[:, 1:-1] = mask
     d = np.diff(padded, axis=1)
-    return [(r, np.flatnonzero(d[r] == 1), np.flatnonzero(d[r] == -1))
-            for r in range(mask.shape[0])]
+    rows, starts = np.nonzero(d == 1)
+    _, ends = np.nonzero(d == -1)
+    return rows, starts, ends
 
 
 def label(mask: np.ndarray) -> tuple[np.ndarray, int]:
-    """(H, W) bool -> ((H, W) int labels 1..n with 0 = background, n), 8-connected."""
-    parent: list[int] = []
+    """(H, W) bool -> ((H, W) int labels 1..n with 0 = background, n), 8-connected.
 
-    def find(a: int) -> int:
-        while parent[a] != a:
-            parent[a] = parent[parent[a]]
-            a = parent[a]
-        return a
-
-    run_rows, run_start, run_end, previous = [], [], [], []
-    for r, starts, ends in _runs(mask):
-        current = []
-        j = 0
-        for s, e in zip(starts.tolist(), ends.tolist()):
-            run = len(parent)
-            parent.append(run)
-            run_rows.append(r), run_start.append(s), run_end.append(e)
-            # Runs of the previous row overlapping [s - 1, e] touch this one (8-connected).
-            while j < len(previous) and run_end[previous[j]] < s:
-                j += 1
-            k = j
-            while k < len(previous) and run_start[previous[k]] <= e:
-                a, b = find(previous[k]), find(run)
-                if a != b:
-                    parent[max(a, b)] = min(a, b)
-                k += 1
-            current.append(run)
-        previous = current
-    labels = np.zeros(mask.shape, dtype=np.int32)
-    roots: dict[int, int] = {}
-    for run in range(len(parent)):
-        root = find(run)
-        labels[run_rows[run], run_start[run]:run_end[run]] = roots.setdefault(root, len(roots) + 1)
-    return labels, len(roots)
+    Works on runs rather than pixels, without a Python loop per run: two runs of adjacent
+    rows touch when they overlap, allowing one pixel diagonally; the pieces are the
+    connected groups of that run graph, found by propagating the smallest run index."""
+    h, w = mask.shape
+    rows, starts, ends = _runs(mask)
+    # Runs of row r - 1 touching run i: those ending at or after starts[i] and starting at
+    # or before ends[i] (exclusive end, so diagonal neighbours count), a contiguous slice.
+    span = w + 2
+    first = np.searchsorted(rows * span + ends, (rows - 1) * span + starts, side="left")
+    last = np.searchsorted(rows * span + starts, (rows - 1) * span + ends, side="right")
+    count = np.maximum(last - first, 0)
+    a = np.repeat(np.arange(len(rows)), count)
+    b = np.repeat(first - np.cumsum(count) + count, count) + np.arange(count.sum())
+    root = np.arange(len(rows))
+    while True:
+        smaller = np.minimum(root[a], root[b])
+        new = root.copy()
+        np.minimum.at(new, a, smaller)
+        np.minimum.at(new, b, smaller)
+        new = new[new]                      # jump to the neighbour's label's label
+        if np.array_equal(new, root):
+            break
+        root = new
+    roots, piece = np.unique(root, return_inverse=True)   # numbered in raster order
+    # Paint the runs: +label at each start, -label at each end, summed along the row.
+    steps = np.zeros((h, w + 1), dtype=np.int32)
+    steps[rows, starts] += piece + 1
+    steps[rows, ends] -= piece + 1
+    return np.cumsum(steps, axis=1)[:, :w], len(roots)
 
 
 def _work_map(ink: np.ndarray) -> np.ndarray:

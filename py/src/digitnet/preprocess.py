@@ -89,7 +89,12 @@ def ink_map(gray: np.ndarray) -> np.ndarray | None:
     g = _gray(gray)
     if min(g.shape) < 2:
         raise ValueError(f"expected an image at least 2x2 pixels, got shape {g.shape}")
-    background, noise, _ = _paper(g)
+    return _ink(g, _paper(g))
+
+
+def _ink(g: np.ndarray, paper: tuple[float, float, float]) -> np.ndarray | None:
+    """``ink_map`` of a checked float image whose ``_paper`` statistics are known."""
+    background, noise, _ = paper
     dark, light = background - g - 3 * noise, g - background - 3 * noise
     ink = dark if dark.max() > light.max() else light
     peak = ink.max()
@@ -146,8 +151,9 @@ def prepare(gray: np.ndarray) -> Prepared:
     g = _gray(gray)
     if min(g.shape) < MIN_SIDE:
         return Prepared(EMPTY, None, f"the image is only {g.shape[1]}x{g.shape[0]} pixels")
-    ink = ink_map(g)
-    if _paper(g)[2] < MIN_PAPER:
+    paper = _paper(g)
+    ink = _ink(g, paper)
+    if paper[2] < MIN_PAPER:
         return Prepared(NOT_A_DIGIT, None if ink is None else frame_ink(ink),
                         "it covers too much of the image")
     if ink is None:

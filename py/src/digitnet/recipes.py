@@ -78,6 +78,7 @@ LIMITS = {
     "batch_size": {"min": 1},
     "lr": {"min_exclusive": 0.0, "max": 10.0},
     "seed": {"min": 0},
+    "steps": {"min": 1, "max": 10_000},   # fine-tuning steps (``digitnet finetune --steps``)
 }
 
 
@@ -116,7 +117,7 @@ def _whole(field: str, value, n_train: int | None = None) -> int:
 def check_setting(field: str, value, n_train: int | None = None):
     """A person's value for ``field`` (a string from the CLI or a JSON value from the
     page) -> the checked int/float/str/bool; raises SettingError naming the field."""
-    if field in ("epochs", "batch_size", "seed"):
+    if field in ("epochs", "batch_size", "seed", "steps"):
         return _whole(field, value, n_train)
     if field == "lr":
         lim = LIMITS["lr"]
