@@ -3,6 +3,7 @@ not, and the markdown page (OUT.md). Measuring is tools/bench.py's and bench_pag
 from __future__ import annotations
 
 from tools.bench_common import KINDS
+from tools.bench_tfjs import markdown_lines as tfjs_lines
 
 KIND_NOTES = {
     "wasm": "pyodide.asm.wasm",
@@ -253,6 +254,7 @@ def markdown(r: dict) -> str:
         "processes (its threads wait for each other), so the one-thread row is the steadier "
         "comparison with the single-threaded page.",
         "",
+        *tfjs_lines(r),
         "## Page load",
         "",
         "Navigation → `<html data-state=\"ready\">` (the page's own `data-ready-ms`: pretrained "
