@@ -138,14 +138,14 @@ def tfjs_quick(tmp_path_factory):
 
 
 def test_tfjs_trains_the_mlp_on_its_wasm_backend(tfjs_quick):
-    """TF.js's model.fit and hand-written loop each train the tutorial MLP, measurably and
-    well above chance, on the wasm backend (SIMD, cross-origin isolated for threads)."""
+    """TF.js's model.fit, autodiff and hand-written loops each train the tutorial MLP, measurably
+    and well above chance, on the wasm backend (SIMD, cross-origin isolated for threads)."""
     assert bench_tfjs.check(tfjs_quick) == []
     [run] = tfjs_quick["runs"]
     assert run["tfjs"] == "4.22.0" and run["backend"] == "wasm" and run["simd"] is True
     assert run["cross_origin_isolated"] is True and run["multithread"] is True
     assert run["threads"] == min(run["hardware_concurrency"], 8) >= 1  # a thread per core (TF.js: <= 8)
-    for kind in ("fit", "manual"):
+    for kind in bench_tfjs.VARIANTS:
         r = run["results"][kind]
         rate = r["examples_per_s"]["median"]
         assert math.isfinite(rate) and rate > 0
@@ -154,6 +154,10 @@ def test_tfjs_trains_the_mlp_on_its_wasm_backend(tfjs_quick):
         # ~5 SGD steps from digitnet's initial weights: digitnet itself reaches 38-46 % there.
         assert r["test_accuracy"] > 0.25, f"{kind}: {r['test_accuracy']:.3f}"
         assert r["leaked_tensors"] <= 2
+    # The hand-written backprop is the gradient TF.js's autodiff computes: same start, same
+    # batches, same steps -> the same predictions, up to float rounding.
+    assert run["results"]["manual"]["test_accuracy"] == pytest.approx(
+        run["results"]["minimize"]["test_accuracy"], abs=0.005)
     # The CNN: trained, or the wasm backend's reason why not (4.22 lacks a conv gradient kernel).
     assert "cnn_fit" in run["results"] or "Conv2DBackpropFilter" in run["cannot_train"]["cnn_fit"]
 
