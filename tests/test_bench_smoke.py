@@ -67,7 +67,7 @@ def test_quick_bench_reports_every_section(quick_results):
     assert bench_tfjs.check(results["tfjs"]) == []
     vs = results["vs_tfjs"]
     page = results["training"]["mlp_seed"]["page_sgemm"] or results["training"]["mlp_seed"]["page_numpy"]
-    row = next(iter(vs["digitnet"].values()))  # the page's 1-worker figure, over TF.js's from the same run
+    row = vs["digitnet"]["page_1_worker"]  # the page's figure, over TF.js's from the same run
     assert row["examples_per_s"] == page["examples_per_s"]["median"]
     assert row["over_tfjs_fit"] == pytest.approx(row["examples_per_s"] / vs["tfjs_fit"]["examples_per_s"])
     assert vs["tfjs_fastest_loop"]["kind"] in ("minimize", "manual")
@@ -124,6 +124,9 @@ def test_check_rejects_holes_and_bad_figures(quick_results):
     broken = copy.deepcopy(results)
     del broken["accuracy"]["cnn"]
     assert any("accuracy.cnn" in p for p in bench.check(broken))
+    broken = copy.deepcopy(results)
+    broken["tfjs"] = {"error": "TF.js is not installed"}
+    assert any("tfjs" in p for p in bench.check(broken))
 
 
 # ---------------------------------------------------------------- TensorFlow.js on its own

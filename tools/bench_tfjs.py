@@ -192,29 +192,29 @@ def digitnet_cnn(results: dict) -> float | None:
 
 
 def digitnet_rows(results: dict) -> dict:
-    """digitnet's page figures for the tutorial MLP from this run: name -> examples/s or None."""
+    """digitnet's page figures for the tutorial MLP from this run: key -> (label, examples/s or None)."""
     t = results["training"]["mlp_seed"]
     path = "page_sgemm" if t.get("page_sgemm") else "page_numpy"
     workers = t.get(PAGE_WORKERS) or {}
     panel = results.get("training_panel") or {}
     return {
-        f"page, 1 worker ({'scipy sgemm' if path == 'page_sgemm' else 'numpy'}, `training_throughput`)":
-            t[path]["examples_per_s"]["median"],
-        f"page, {workers.get('workers', 'N')} workers (data-parallel)":
-            (workers.get("examples_per_s") or {}).get("median"),
-        "page, its training panel (1 worker)": panel.get("examples_per_s"),
+        "page_1_worker": (f"page, 1 worker ({'scipy sgemm' if path == 'page_sgemm' else 'numpy'}, "
+                          "`training_throughput`)", t[path]["examples_per_s"]["median"]),
+        "page_workers": (f"page, {workers.get('workers', 'N')} workers (data-parallel)",
+                         (workers.get("examples_per_s") or {}).get("median")),
+        "page_panel": ("page, its training panel (1 worker)", panel.get("examples_per_s")),
     }
 
 
 def comparison(tfjs: dict, digitnet: dict, digitnet_cnn: float | None = None) -> dict:
-    """digitnet's MLP figures (name -> examples/s or None) over TF.js's model.fit and fastest
-    loop; the tutorial CNN's page figure beside TF.js's (or why TF.js could not train it)."""
+    """digitnet's MLP figures (digitnet_rows) over TF.js's model.fit and fastest loop; the
+    tutorial CNN's page figure beside TF.js's (or why TF.js could not train it)."""
     fit, loop = fastest(tfjs, ("fit",)), fastest(tfjs, ("minimize", "manual"))
     rows = {}
-    for name, rate in digitnet.items():
-        rows[name] = {"examples_per_s": rate,
-                      "over_tfjs_fit": rate / fit["examples_per_s"] if rate and fit else None,
-                      "over_tfjs_fastest_loop": rate / loop["examples_per_s"] if rate and loop else None}
+    for key, (label, rate) in digitnet.items():
+        rows[key] = {"label": label, "examples_per_s": rate,
+                     "over_tfjs_fit": rate / fit["examples_per_s"] if rate and fit else None,
+                     "over_tfjs_fastest_loop": rate / loop["examples_per_s"] if rate and loop else None}
     cnn_errors = [e for run in tfjs.get("runs", []) for k, e in (run.get("cannot_train") or {}).items()
                   if k == "cnn_fit"]
     return {"tfjs_fit": fit, "tfjs_fastest_loop": loop, "digitnet": rows,
@@ -261,9 +261,9 @@ def markdown_lines(r: dict) -> list[str]:
     lines += ["", f"digitnet side by side, from this run (÷ TF.js `model.fit`: {desc(fit)}; "
               f"÷ TF.js's fastest loop: {desc(loop)}):", "",
               "| digitnet | examples/s | ÷ TF.js model.fit | ÷ TF.js fastest loop |", "|---|---|---|---|"]
-    for name, row in vs.get("digitnet", {}).items():
+    for row in vs.get("digitnet", {}).values():
         rate = row["examples_per_s"]
-        lines.append(f"| {name} | {'not measured' if rate is None else f'{rate:,.0f}'} | "
+        lines.append(f"| {row['label']} | {'not measured' if rate is None else f'{rate:,.0f}'} | "
                      f"{ratio(row['over_tfjs_fit'])} | {ratio(row['over_tfjs_fastest_loop'])} |")
     cnn = vs.get("cnn") or {}
     if cnn.get("digitnet_page"):
