@@ -1,4 +1,5 @@
-"""Keeps `python3 build.py bench` from rotting: its quick mode, run on the built dist/.
+"""Keeps `python3 build.py bench` from rotting: its quick mode, run on the built dist/, and
+its TensorFlow.js part on its own (tools/bench_tfjs.py --quick).
 
 The quick run (~1 min on a busy 2-core machine; fewest repetitions, small training runs)
 must produce every section of the results with positive finite figures. The check itself
@@ -19,7 +20,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-from tools import bench  # noqa: E402
+from tools import bench, bench_tfjs  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +34,7 @@ def quick_results(tmp_path_factory):
                     pytrace=False)
     out = tmp_path_factory.mktemp("bench") / "benchmarks"
     proc = subprocess.run([sys.executable, str(ROOT / "tools" / "bench.py"), "--quick", "--no-build",
-                           "--out", str(out)], capture_output=True, text=True, timeout=240)
+                           "--out", str(out)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, f"bench --quick failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
     return json.loads(out.with_suffix(".json").read_text()), out.with_suffix(".md").read_text()
 
@@ -63,8 +64,16 @@ def test_quick_bench_reports_every_section(quick_results):
     # and numpy bytes grow by well under 100 kB over nine more epochs.
     assert mem["heap_bytes_after_10_epochs"] - mem["heap_bytes_after_1_epoch"] <= 1_000_000
     assert mem["live_bytes_after_10_epochs"] - mem["live_bytes_after_1_epoch"] < 100_000
+    assert bench_tfjs.check(results["tfjs"]) == []
+    vs = results["vs_tfjs"]
+    page = results["training"]["mlp_seed"]["page_sgemm"] or results["training"]["mlp_seed"]["page_numpy"]
+    row = vs["digitnet"]["page_1_worker"]  # the page's figure, over TF.js's from the same run
+    assert row["examples_per_s"] == page["examples_per_s"]["median"]
+    assert row["over_tfjs_fit"] == pytest.approx(row["examples_per_s"] / vs["tfjs_fit"]["examples_per_s"])
+    assert vs["tfjs_fastest_loop"]["kind"] in ("minimize", "manual")
     for heading in ("Accuracy: MNIST and drawn digits", "Matrix product", "Training throughput", "Page load",
-                    "Classification latency", "Worker memory"):
+                    "Classification latency", "Worker memory",
+                    "TensorFlow.js: the same MLP, the same digits, the same Chromium"):
         assert f"## {heading}" in md
     assert not re.search(r"\bnan\b", md, re.IGNORECASE), "a figure in the table is not a number"
 
@@ -115,3 +124,58 @@ def test_check_rejects_holes_and_bad_figures(quick_results):
     broken = copy.deepcopy(results)
     del broken["accuracy"]["cnn"]
     assert any("accuracy.cnn" in p for p in bench.check(broken))
+    broken = copy.deepcopy(results)
+    broken["tfjs"] = {"error": "TF.js is not installed"}
+    assert any("tfjs" in p for p in bench.check(broken))
+
+
+# ---------------------------------------------------------------- TensorFlow.js on its own
+
+@pytest.fixture(scope="module")
+def tfjs_quick(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tfjs") / "tfjs.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "bench_tfjs.py"), "--quick", "--json", str(out)],
+                          capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, f"bench_tfjs --quick failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
+    return json.loads(out.read_text())
+
+
+def test_tfjs_trains_the_mlp_on_its_wasm_backend(tfjs_quick):
+    """TF.js's model.fit, autodiff and hand-written loops each train the tutorial MLP, measurably
+    and well above chance, on the wasm backend (SIMD, cross-origin isolated for threads)."""
+    assert bench_tfjs.check(tfjs_quick) == []
+    [run] = tfjs_quick["runs"]
+    assert run["tfjs"] == "4.22.0" and run["backend"] == "wasm" and run["simd"] is True
+    assert run["cross_origin_isolated"] is True and run["multithread"] is True
+    assert run["threads"] == min(run["hardware_concurrency"], 8) >= 1  # a thread per core (TF.js: <= 8)
+    for kind in bench_tfjs.VARIANTS:
+        r = run["results"][kind]
+        rate = r["examples_per_s"]["median"]
+        assert math.isfinite(rate) and rate > 0
+        assert r["examples"] > 1000 and r["epochs"] == 1 and r["batch_size"] == 256
+        assert r["examples_per_s"]["median"] == pytest.approx(r["examples"] / r["epoch_s"][0])
+        # ~5 SGD steps from digitnet's initial weights: digitnet itself reaches 38-46 % there.
+        assert r["test_accuracy"] > 0.25, f"{kind}: {r['test_accuracy']:.3f}"
+        assert r["leaked_tensors"] <= 2
+    # The hand-written backprop is the gradient TF.js's autodiff computes: same start, same
+    # batches, same steps -> the same predictions, up to float rounding.
+    assert run["results"]["manual"]["test_accuracy"] == pytest.approx(
+        run["results"]["minimize"]["test_accuracy"], abs=0.005)
+    # The CNN: trained, or the wasm backend's reason why not (4.22 lacks a conv gradient kernel).
+    assert "cnn_fit" in run["results"] or "Conv2DBackpropFilter" in run["cannot_train"]["cnn_fit"]
+
+
+def test_tfjs_check_rejects_bad_runs(tfjs_quick):
+    """Negative control for bench_tfjs.check: wrong backend, bad figure, chance accuracy, no run."""
+    assert bench_tfjs.check({"error": "TF.js is not installed"}) != []
+    for path, bad in ((("backend",), "cpu"), (("results", "fit", "examples_per_s", "median"), float("nan")),
+                      (("results", "manual", "test_accuracy"), 0.1), (("threads",), 0)):
+        broken = copy.deepcopy(tfjs_quick)
+        node = broken["runs"][0]
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = bad
+        assert bench_tfjs.check(broken), f"{path} = {bad!r} was accepted"
+    broken = copy.deepcopy(tfjs_quick)
+    del broken["runs"][0]["results"]["fit"]
+    assert any("model.fit" in p for p in bench_tfjs.check(broken))

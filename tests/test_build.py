@@ -150,6 +150,29 @@ def test_no_absolute_urls_in_our_files():
     assert not bad, "absolute URLs:\n" + "\n".join(bad)
 
 
+def test_benchmark_only_tensorflow_js_is_never_shipped():
+    """TF.js is a pinned devDependency for the benchmark's comparison page, not part of the site:
+    no file of dist/ is named after it, is one of its files, or refers to it."""
+    package = json.loads((ROOT / "package.json").read_text())
+    dev = package.get("devDependencies", {})
+    assert {"@tensorflow/tfjs", "@tensorflow/tfjs-backend-wasm"} <= set(dev)
+    assert all(re.fullmatch(r"\d+\.\d+\.\d+", v) for v in dev.values()), f"not pinned exactly: {dev}"
+    assert not set(dev) & set(package.get("dependencies", {}))
+    tfjs_dists = [ROOT / "node_modules" / "@tensorflow" / n / "dist" for n in ("tfjs", "tfjs-backend-wasm")]
+    theirs = {sha256(p) for d in tfjs_dists for p in d.glob("*")
+              if p.suffix in (".js", ".wasm") and p.stat().st_size}
+    assert len(theirs) > 5, "TF.js is not installed in node_modules (npm ci)"
+    files = sorted(DIST.rglob("*"))
+    assert any(p.suffix == ".wasm" for p in files)  # the scan sees the build's binaries
+    for path in files:
+        rel = path.relative_to(DIST).as_posix()
+        assert not re.search(r"tfjs|tensorflow", rel, re.IGNORECASE), rel
+        if path.is_file():
+            assert sha256(path) not in theirs, f"{rel} is a TF.js file"
+            if path.suffix in (".html", ".js", ".mjs", ".json", ".webmanifest"):
+                assert "@tensorflow" not in path.read_text(errors="replace"), f"{rel} refers to TF.js"
+
+
 # ---------------------------------------------------------------- verification
 
 NUMPY = "numpy-2.0.2-cp312-cp312-pyodide_2024_0_wasm32.whl"

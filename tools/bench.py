@@ -16,6 +16,8 @@ of several repetitions:
   probabilities latency, the worker's memory while training, the training panel;
 - the shipped models' accuracy on the bundled MNIST test split and on the drawn test set
   (tools/drawn_eval.py: the drawn digits as the page's pad renders them), lowest styles;
+- TensorFlow.js training the same MLP on the same digits in the same Chromium
+  (tools/bench_tfjs.py), beside the page's figures;
 - the targets, met or not. Writes OUT.json and OUT.md (tools/bench_report.py).
 """
 from __future__ import annotations
@@ -38,6 +40,7 @@ from digitnet.bench import summary  # noqa: E402
 from tools.bench_common import KINDS, REPS, TRAIN_SIZES, log, paired_runs  # noqa: E402
 from tools.bench_page import page_measurements  # noqa: E402
 from tools.bench_report import PATHS, assemble, markdown, targets  # noqa: E402
+from tools import bench_tfjs  # noqa: E402
 from tools.common import DIST  # noqa: E402
 from tools.drawn_eval import evaluate  # noqa: E402
 from tools.drawn_set import load_strokes  # noqa: E402
@@ -222,6 +225,7 @@ def check(results: dict) -> list[str]:
                 problems.append(f"accuracy.{model}.{k} = {v!r} is not an accuracy in (0, 1]")
         if sum(n for _, n in acc[model].get("by_style", {}).values()) != acc["n_drawn"]:
             problems.append(f"accuracy.{model}.by_style does not count every drawn digit")
+    problems += bench_tfjs.check(results.get("tfjs"))
     tp = results.get("training_panel")
     if not isinstance(tp, dict) or "error" in tp:
         problems.append(f"training_panel not measured: {(tp or {}).get('error')}")
@@ -252,6 +256,10 @@ def run(out: Path, quick: bool = False, do_build: bool = True) -> dict:
     with LoadSampler() as sampler:
         cpy = cpython_runs(quick)
         pg = page_measurements(dist, quick)
+        try:
+            tfjs = bench_tfjs.tfjs_measurements(quick)
+        except Exception as e:  # reported (and failed by check), the other figures kept
+            tfjs = {"error": str(e).strip().splitlines()[0][:300]}
     accuracy = accuracy_measurements(dist)
     first = cpy["cpython_numpy"]
     meta.update({"python": first["python"], "numpy": first["numpy"], "chromium": pg["chromium"],
@@ -259,6 +267,9 @@ def run(out: Path, quick: bool = False, do_build: bool = True) -> dict:
                  "load_average_1min_during": summary(sampler.samples or [0.0]),
                  "run_s": time.perf_counter() - t0})
     results = assemble(cpy, pg, accuracy, meta)
+    results["tfjs"] = tfjs
+    results["vs_tfjs"] = bench_tfjs.comparison(tfjs, bench_tfjs.digitnet_rows(results),
+                                               bench_tfjs.digitnet_cnn(results))
     results["targets"] = targets(results)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -3,6 +3,7 @@ not, and the markdown page (OUT.md). Measuring is tools/bench.py's and bench_pag
 from __future__ import annotations
 
 from tools.bench_common import KINDS
+from tools.bench_tfjs import markdown_lines as tfjs_lines
 
 KIND_NOTES = {
     "wasm": "pyodide.asm.wasm",
@@ -69,6 +70,10 @@ def targets(r: dict) -> list[dict]:
     panel = r.get("training_panel") or {}
     panel_heap = panel.get("heap_bytes_by_epoch") or []
     growth = (live[-1] - live[0]) if len(live) >= 2 else None
+    vs = (r.get("vs_tfjs") or {}).get("digitnet") or {}
+    one, many = (vs.get(k, {}).get("examples_per_s") for k in ("page_1_worker", "page_workers"))
+    workers_x = many / one if one and many else None
+    workers_tfjs = vs.get("page_workers", {}).get("over_tfjs_fastest_loop")
     rows = [
         ("navigation → ready, cold", "≤ 4,000 ms", load["cold_ms"]["median"], "{:,.0f} ms",
          load["cold_ms"]["median"] <= 4000),
@@ -82,6 +87,10 @@ def targets(r: dict) -> list[dict]:
          100 * t["page_numpy"]["ratio_to_limit"], "{:.0f} %", t["page_numpy"]["ratio_to_limit"] >= 0.7),
         ("tutorial MLP in the page, fastest path", "≥ 3,000 examples/s", best, "{:,.0f} examples/s",
          best >= 3000),
+        ("tutorial MLP in the page, all workers ÷ 1 worker", "≥ 1.7×", workers_x, "{:.2f}×",
+         workers_x is not None and workers_x >= 1.7),
+        ("tutorial MLP in the page, all workers ÷ TF.js's fastest loop (same run)", "≥ 1.0×",
+         workers_tfjs, "{:.2f}×", workers_tfjs is not None and workers_tfjs >= 1.0),
         ("training panel: longest main-thread task while training", "≤ 200 ms",
          panel.get("longest_main_thread_task_ms"), "{:.0f} ms",
          panel.get("longest_main_thread_task_ms") is not None
@@ -253,6 +262,7 @@ def markdown(r: dict) -> str:
         "processes (its threads wait for each other), so the one-thread row is the steadier "
         "comparison with the single-threaded page.",
         "",
+        *tfjs_lines(r),
         "## Page load",
         "",
         "Navigation → `<html data-state=\"ready\">` (the page's own `data-ready-ms`: pretrained "
