@@ -134,3 +134,26 @@ def test_loss_is_stable_for_huge_logits():
 def test_loss_rejects_unknown_reduction():
     with pytest.raises(ValueError):
         softmax_cross_entropy(np.zeros((1, 2)), np.eye(2)[:1], "average")
+
+
+def test_gradients_are_zeroed_then_written_or_added():
+    """zero_grad leaves a gradient that reads as zeros; a Linear's backward writes its
+    weight gradient into a zeroed one and adds to one already holding a gradient."""
+    from digitnet.layers import Param
+    p = Param(np.ones((2, 3)), "W")
+    p.grad[...] = 5.0
+    p.zero_grad()
+    assert np.array_equal(p.grad, np.zeros((2, 3)))
+    layer = Linear(4, 3, seed=0, dtype=np.float64)
+    x, dout = rng.standard_normal((5, 4)), rng.standard_normal((5, 3))
+    layer.W.grad[...] = 7.0
+    layer.b.grad[...] = 7.0
+    for p in layer.params():
+        p.zero_grad()
+    layer.forward(x, training=True)
+    layer.backward(dout)
+    assert np.allclose(layer.W.grad, x.T @ dout, rtol=0, atol=1e-12)
+    assert np.allclose(layer.b.grad, dout.sum(axis=0), rtol=0, atol=1e-12)
+    layer.backward(dout)  # no zero_grad in between: the second gradient adds
+    assert np.allclose(layer.W.grad, 2 * x.T @ dout, rtol=0, atol=1e-12)
+    assert np.allclose(layer.b.grad, 2 * dout.sum(axis=0), rtol=0, atol=1e-12)

@@ -130,34 +130,20 @@ def test_training_steps_can_be_driven_a_few_batches_at_a_time(bundle):
     assert rest[-1]["val_accuracy"] > 0.5
 
 
-def batches_seen(bundle, monkeypatch, threads: bool):
-    """The images of every batch a 3-epoch augmented run trains on, and its final weights."""
-    import threading
 
+def test_each_epoch_trains_on_augmented_shifted_shuffled_images(bundle, monkeypatch):
+    """Each epoch trains on augment_epoch, then random_shift, then a shuffle, drawn from the
+    seed's generator in that order epoch after epoch."""
+    from digitnet.augment import augment_epoch
     from digitnet.train import training_steps
-    if not threads:  # as in Pyodide, where no thread can start
-        monkeypatch.setattr(threading.Thread, "start", lambda self: (_ for _ in ()).throw(
-            RuntimeError("can't start new thread")))
+    x, y = bundle.x_train[::40], bundle.y_train[::40]
     model, seen = mlp(seed=2), []
     logits = model.logits
     monkeypatch.setattr(model, "logits", lambda xb, training=False: (seen.append(xb.copy()),
                                                                      logits(xb, training))[1])
-    augment = {"affine": 0.5, "styles": 0.5}
-    for _ in training_steps(model, bundle.x_train[::40], bundle.y_train[::40],
-                            Adam(model.parameters()), epochs=3, batch_size=64, augment_shift=2,
-                            seed=3, augment=augment):
+    for _ in training_steps(model, x, y, Adam(model.parameters()), epochs=3, batch_size=64,
+                            augment_shift=2, seed=3, augment={"affine": 0.5, "styles": 0.5}):
         pass
-    return seen, [p.value.copy() for p in model.parameters()]
-
-
-@pytest.mark.parametrize("threads", [True, False], ids=["thread", "no-threads"])
-def test_next_epochs_images_made_in_the_background_are_the_sequential_ones(bundle, monkeypatch,
-                                                                          threads):
-    """Each epoch trains on augment_epoch, then random_shift, then a shuffle, drawn from the
-    seed's generator in that order epoch after epoch, as a plain loop would draw them."""
-    from digitnet.augment import augment_epoch
-    seen, _ = batches_seen(bundle, monkeypatch, threads)
-    x, y = bundle.x_train[::40], bundle.y_train[::40]
     rng, expected = np.random.default_rng(3), []
     for _ in range(3):
         xe = data.random_shift(augment_epoch(x, y, rng, affine=0.5, styles=0.5), 2, rng)
@@ -166,20 +152,3 @@ def test_next_epochs_images_made_in_the_background_are_the_sequential_ones(bundl
     assert len(seen) == len(expected) == 3 * -(-len(x) // 64)
     for got, want in zip(seen, expected):
         assert np.array_equal(got, want)
-
-
-def test_an_error_making_the_next_epochs_images_reaches_the_caller(bundle, monkeypatch):
-    from digitnet import train
-    calls = []
-
-    def failing(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise ValueError("augmentation failed")
-        return np.array(args[0], dtype=np.float32)
-    monkeypatch.setattr(train, "augment_epoch", failing)
-    model = mlp(seed=0)
-    with pytest.raises(ValueError, match="augmentation failed"):
-        fit(model, bundle.x_train[:128], bundle.y_train[:128], Adam(model.parameters()), epochs=3,
-            batch_size=64, augment={"affine": 0.5})
-    assert len(calls) == 2

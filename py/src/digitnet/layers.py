@@ -22,12 +22,38 @@ from .backend import matmul
 
 
 class Param:
-    """A trainable array and its gradient, which has the same shape and dtype."""
+    """A trainable array and its gradient, which has the same shape and dtype.
+
+    ``zero_grad()`` only marks the gradient as zero; it is filled with zeros when next
+    read, unless ``add_product`` writes a whole gradient straight into it first (saving
+    two passes over the array per batch)."""
 
     def __init__(self, value: np.ndarray, name: str):
         self.value = value
-        self.grad = np.zeros_like(value)
+        self._grad, self._zero = np.zeros_like(value), False
         self.name = name
+
+    @property
+    def grad(self) -> np.ndarray:
+        if self._zero:
+            self._grad.fill(0)
+            self._zero = False
+        return self._grad
+
+    @grad.setter
+    def grad(self, value: np.ndarray) -> None:
+        self._grad, self._zero = value, False
+
+    def zero_grad(self) -> None:
+        self._zero = True
+
+    def add_product(self, a: np.ndarray, b: np.ndarray) -> None:
+        """grad += a @ b (``backend.matmul``); a zeroed gradient receives it directly."""
+        if self._zero:
+            matmul(a, b, out=self._grad)
+            self._zero = False
+        else:
+            self._grad += matmul(a, b)
 
 
 class Layer:
@@ -90,7 +116,7 @@ class Linear(Layer):
         return matmul(dout, self.W.value.T)
 
     def backward_params(self, dout):
-        self.W.grad += matmul(self._x.T, dout)
+        self.W.add_product(self._x.T, dout)
         self.b.grad += dout.sum(axis=0)
 
 

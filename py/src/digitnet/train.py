@@ -7,7 +7,6 @@ with the last weights that still gave a finite loss.
 from __future__ import annotations
 
 import math
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
@@ -15,7 +14,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from .augment import augment_epoch, thin
-from .data import one_hot, random_shift
+from .data import batches, one_hot, random_shift
 from .losses import softmax_cross_entropy
 from .metrics import accuracy
 from .model import Sequential
@@ -41,43 +40,6 @@ def cosine_lr(base_lr: float, epoch: int, epochs: int) -> float:
     """Half a cosine from ``base_lr`` (epoch 0) towards 0; a Python float, so float32
     updates stay float32."""
     return float(base_lr) * 0.5 * (1.0 + math.cos(math.pi * epoch / epochs))
-
-
-def epoch_images(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, augment: dict | None,
-                 augment_shift: int) -> np.ndarray:
-    """One epoch's (N, 784) training images: ``augment`` (keywords of
-    ``augment.augment_epoch``), then random shifts of up to ``augment_shift`` pixels."""
-    xe = augment_epoch(x, y, rng, **augment) if augment else x
-    return random_shift(xe, augment_shift, rng) if augment_shift else xe
-
-
-def in_background(fn: Callable[[], np.ndarray]) -> Callable[[], np.ndarray]:
-    """Start ``fn()`` in a thread and return a function that waits for its result (numpy
-    releases the GIL in its loops, so it overlaps the caller's work on another core).
-    Where threads cannot start (Pyodide), ``fn`` runs when the result is asked for."""
-    result: dict = {}
-
-    def run():
-        try:
-            result["value"] = fn()
-        except BaseException as e:  # re-raised in the caller's thread
-            result["error"] = e
-
-    thread = threading.Thread(target=run, daemon=True)
-    try:
-        thread.start()
-    except RuntimeError:
-        thread = None
-
-    def wait():
-        if thread is None:
-            run()
-        else:
-            thread.join()
-        if "error" in result:
-            raise result.pop("error")
-        return result["value"]
-    return wait
 
 
 def training_steps(model: Sequential, x: np.ndarray, y: np.ndarray, optimizer, *, epochs: int,
@@ -118,20 +80,14 @@ def training_steps(model: Sequential, x: np.ndarray, y: np.ndarray, optimizer, *
     good = [p.value.copy() for p in params]  # last weights that gave a finite loss
     n_batches = -(-len(x) // batch_size)
     base_lr, seen, train_time, start = optimizer.lr, 0, 0.0, time.perf_counter()
-    next_images = None
     for epoch in range(epochs):
         if lr_schedule == "cosine":
             optimizer.lr = cosine_lr(base_lr, epoch, epochs)
         losses, accs = [], []
         t0 = time.perf_counter()
-        xe = next_images() if next_images else epoch_images(x, y, rng, augment, augment_shift)
-        order = rng.permutation(len(x))
-        # The next epoch's images are made while this one trains; the random draws keep
-        # their order (images, shifts, then the shuffle of each epoch in turn).
-        next_images = in_background(lambda: epoch_images(x, y, rng, augment, augment_shift)) \
-            if (augment or augment_shift) and epoch + 1 < epochs else None
-        for b, first in enumerate(range(0, len(x), batch_size)):
-            idx = order[first:first + batch_size]
+        xe = augment_epoch(x, y, rng, **augment) if augment else x
+        xe = random_shift(xe, augment_shift, rng) if augment_shift else xe
+        for b, idx in enumerate(batches(len(x), batch_size, rng)):
             xb, tb = xe[idx], targets_all[idx]
             model.zero_grad()
             with np.errstate(over="ignore", invalid="ignore"):  # divergence is handled below
