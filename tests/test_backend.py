@@ -33,6 +33,18 @@ def test_every_backend_matches_numpy_in_float32(name):
     assert mm(a.astype(np.float64), b.astype(np.float64)).dtype == np.float64
 
 
+@pytest.mark.parametrize("name", backend.NAMES)
+def test_matmul_writes_into_out_with_every_backend(name):
+    if not backend.available(name):
+        pytest.skip(f"{name} is not available here")
+    with backend.use(name):
+        for x, y in operand_pairs():
+            out = np.full((x.shape[0], y.shape[1]), np.nan, np.float32)
+            assert backend.matmul(x, y, out=out) is out
+            np.testing.assert_allclose(out, x.astype(np.float64) @ y.astype(np.float64),
+                                       rtol=1e-5, atol=1e-5)
+
+
 def test_sgemm_results_are_c_contiguous_and_fall_back_for_float64():
     pytest.importorskip("scipy")
     mm = backend.blas_matmul()

@@ -131,6 +131,34 @@ def mnist_dir(tmp_path_factory, bundle):
     return d, x_test, bundle.y_test[te]
 
 
+# ---------------------------------------------------------------- BLAS threads
+
+BLAS_PROBE = """
+import os, runpy, sys
+import digitnet
+before = 'numpy' in sys.modules
+sys.argv = ['digitnet', '--help']
+try:
+    runpy.run_module('digitnet', run_name='__main__')
+except SystemExit:
+    pass
+print(before, os.environ.get('OPENBLAS_NUM_THREADS'), 'numpy' in sys.modules, file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("preset, expected", [(None, "1"), ("2", "2")])
+def test_the_cli_uses_one_blas_thread_unless_told_otherwise(preset, expected):
+    """Importing digitnet does not load numpy, so ``python -m digitnet`` can choose one
+    OpenBLAS thread before it does; a value in the environment is kept."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONWARNINGS", "OPENBLAS_NUM_THREADS")}
+    env["PYTHONPATH"] = str(REPO / "py" / "src")
+    if preset is not None:
+        env["OPENBLAS_NUM_THREADS"] = preset
+    p = subprocess.run([sys.executable, "-c", BLAS_PROBE], cwd=REPO, env=env, capture_output=True,
+                       text=True, timeout=60)
+    assert p.stderr.strip().splitlines()[-1] == f"False {expected} True", p.stderr
+
+
 # ---------------------------------------------------------------- train
 
 def test_train_prints_header_one_epoch_line_and_test_accuracy(trained):

@@ -23,9 +23,22 @@ def test_linear_he_init_gradients():
     check_layer_grads(Linear(6, 3, init="he", seed=2, dtype=np.float64), rng.standard_normal((3, 6)))
 
 
-@pytest.mark.parametrize("layer", [LeakyReLU(0.2), LeakyReLU(0.01), ReLU()])
+@pytest.mark.parametrize("layer", [LeakyReLU(0.2), LeakyReLU(0.01), LeakyReLU(0.0), LeakyReLU(1.5),
+                                   LeakyReLU(-0.3), ReLU()])
 def test_activation_gradients(layer):
     check_layer_grads(layer, away_from_kink((4, 9)))
+
+
+@pytest.mark.parametrize("alpha", [0.2, 0.0, 1.0, 1.5, -0.3])
+def test_leaky_relu_is_x_or_alpha_x_by_the_sign_of_x(alpha):
+    """Forward and backward against the definition, exactly, zeros included (any alpha: the
+    fast path for 0 <= alpha <= 1 and the general one)."""
+    x = np.array([[-2.0, -0.5, 0.0, 0.25, 3.0], [1e-30, -1e-30, 7.0, -7.0, 0.0]], np.float32)
+    dout = np.arange(1, 11, dtype=np.float32).reshape(2, 5) * np.float32(-0.7)
+    layer = LeakyReLU(alpha)
+    a = np.float32(alpha)
+    assert np.array_equal(layer.forward(x, training=True), np.where(x > 0, x, a * x))
+    assert np.array_equal(layer.backward(dout), np.where(x > 0, dout, a * dout))
 
 
 def test_softmax_layer_gradient():
@@ -47,7 +60,7 @@ def test_gradcheck_catches_a_wrong_backward():
 def test_gradcheck_catches_a_wrong_activation_slope():
     class BrokenLeaky(LeakyReLU):
         def backward(self, dout):
-            return np.where(self._mask, dout, 0.0)  # forgets alpha on the negative side
+            return np.where(self._x > 0, dout, 0.0)  # forgets alpha on the negative side
 
     with pytest.raises(AssertionError):
         check_layer_grads(BrokenLeaky(0.2), away_from_kink((3, 6)))
@@ -121,3 +134,26 @@ def test_loss_is_stable_for_huge_logits():
 def test_loss_rejects_unknown_reduction():
     with pytest.raises(ValueError):
         softmax_cross_entropy(np.zeros((1, 2)), np.eye(2)[:1], "average")
+
+
+def test_gradients_are_zeroed_then_written_or_added():
+    """zero_grad leaves a gradient that reads as zeros; a Linear's backward writes its
+    weight gradient into a zeroed one and adds to one already holding a gradient."""
+    from digitnet.layers import Param
+    p = Param(np.ones((2, 3)), "W")
+    p.grad[...] = 5.0
+    p.zero_grad()
+    assert np.array_equal(p.grad, np.zeros((2, 3)))
+    layer = Linear(4, 3, seed=0, dtype=np.float64)
+    x, dout = rng.standard_normal((5, 4)), rng.standard_normal((5, 3))
+    layer.W.grad[...] = 7.0
+    layer.b.grad[...] = 7.0
+    for p in layer.params():
+        p.zero_grad()
+    layer.forward(x, training=True)
+    layer.backward(dout)
+    assert np.allclose(layer.W.grad, x.T @ dout, rtol=0, atol=1e-12)
+    assert np.allclose(layer.b.grad, dout.sum(axis=0), rtol=0, atol=1e-12)
+    layer.backward(dout)  # no zero_grad in between: the second gradient adds
+    assert np.allclose(layer.W.grad, 2 * x.T @ dout, rtol=0, atol=1e-12)
+    assert np.allclose(layer.b.grad, 2 * dout.sum(axis=0), rtol=0, atol=1e-12)

@@ -69,6 +69,35 @@ def test_adam_matches_the_textbook_formula(steps):
         assert np.allclose(p.value, e.value, rtol=0, atol=1e-12)
 
 
+def test_adam_updates_big_and_strided_parameters_like_the_textbook():
+    """A parameter larger than Adam's update chunk and a non-contiguous one (a transposed
+    view) get exactly the textbook update, written into the parameter itself."""
+    from digitnet.optim import CHUNK
+    rng = np.random.default_rng(5)
+    big = Param(rng.standard_normal(2 * CHUNK + 17), "big")
+    strided = Param(rng.standard_normal((5, 3)).T, "strided")
+    assert not strided.value.flags.c_contiguous
+    params = [big, strided]
+    start = [p.value.copy() for p in params]
+    views = [p.value for p in params]
+    opt = Adam(params, lr=0.01)
+    m = [np.zeros_like(p.value) for p in params]
+    v = [np.zeros_like(p.value) for p in params]
+    expected = [s.copy() for s in start]
+    for t in range(1, 4):
+        for i, p in enumerate(params):
+            g = rng.standard_normal(p.value.shape)
+            p.grad[...] = g
+            m[i] = 0.9 * m[i] + 0.1 * g
+            v[i] = 0.999 * v[i] + 0.001 * g ** 2
+            expected[i] = expected[i] - 0.01 * (m[i] / (1 - 0.9 ** t)) / (
+                np.sqrt(v[i] / (1 - 0.999 ** t)) + 1e-8)
+        opt.step()
+    for p, e, view in zip(params, expected, views):
+        assert p.value is view
+        assert np.allclose(p.value, e, rtol=0, atol=1e-12)
+
+
 def test_adam_first_step_moves_each_weight_by_lr():
     """With bias correction the first step is lr * sign(g) (up to eps): the convnetjs bug check."""
     before = make_params()

@@ -128,3 +128,27 @@ def test_training_steps_can_be_driven_a_few_batches_at_a_time(bundle):
     assert kinds == ["batch"] * 4 + ["epoch"] + ["batch"] * 4 + ["epoch"]
     assert rest[-1]["seen"] == 2000 and rest[-1]["train_time"] <= rest[-1]["elapsed"]
     assert rest[-1]["val_accuracy"] > 0.5
+
+
+
+def test_each_epoch_trains_on_augmented_shifted_shuffled_images(bundle, monkeypatch):
+    """Each epoch trains on augment_epoch, then random_shift, then a shuffle, drawn from the
+    seed's generator in that order epoch after epoch."""
+    from digitnet.augment import augment_epoch
+    from digitnet.train import training_steps
+    x, y = bundle.x_train[::40], bundle.y_train[::40]
+    model, seen = mlp(seed=2), []
+    logits = model.logits
+    monkeypatch.setattr(model, "logits", lambda xb, training=False: (seen.append(xb.copy()),
+                                                                     logits(xb, training))[1])
+    for _ in training_steps(model, x, y, Adam(model.parameters()), epochs=3, batch_size=64,
+                            augment_shift=2, seed=3, augment={"affine": 0.5, "styles": 0.5}):
+        pass
+    rng, expected = np.random.default_rng(3), []
+    for _ in range(3):
+        xe = data.random_shift(augment_epoch(x, y, rng, affine=0.5, styles=0.5), 2, rng)
+        order = rng.permutation(len(x))
+        expected += [xe[order[i:i + 64]] for i in range(0, len(x), 64)]
+    assert len(seen) == len(expected) == 3 * -(-len(x) // 64)
+    for got, want in zip(seen, expected):
+        assert np.array_equal(got, want)

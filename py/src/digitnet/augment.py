@@ -61,23 +61,24 @@ def warp(images: np.ndarray, forward: np.ndarray, displacement: np.ndarray | Non
     size = min(n, CHUNK) * h * w  # buffers reused by every chunk: fresh ones cost page faults
     scratch, index = np.empty(5 * size, np.float32), np.empty(size, np.intp)
     padded = np.zeros(min(n, CHUNK) * (h + 2) * (w + 2) + w + 3, np.float32)  # zero border
+    a_inv = np.linalg.inv(forward[:, :, :2])                       # (N, 2, 2), all at once
+    # Source position = a_inv @ (pixel - centre - t) + centre, +1 for the padding.
+    offset = CENTRE + 1 - a_inv @ (forward[:, :, 2] + CENTRE)[:, :, None]
+    coefs = np.concatenate([a_inv, offset], axis=2).astype(np.float32)   # (N, 2, 3)
     for s in range(0, n, CHUNK):
         m = min(s + CHUNK, n) - s
-        _warp(images[s:s + m], forward[s:s + m],
+        _warp(images[s:s + m], coefs[s:s + m],
               None if displacement is None else displacement[s:s + m], out[s:s + m],
               scratch[:5 * m * h * w].reshape(5, m, h * w), index[:m * h * w].reshape(m, h * w),
               padded)
     return out.reshape(images.shape)
 
 
-def _warp(images, forward, displacement, out, scratch, index, padded):
-    """One chunk of ``warp``: (M, 28, 28) square images into (M, 784) ``out``."""
+def _warp(images, coefs, displacement, out, scratch, index, padded):
+    """One chunk of ``warp``: (M, 28, 28) square images into (M, 784) ``out``; (M, 2, 3)
+    ``coefs`` map an output pixel's (row, col, 1) to its padded source position."""
     m, h, w = images.shape
     pw = w + 2                                                     # padded row length
-    a_inv = np.linalg.inv(forward[:, :, :2])                       # (M, 2, 2)
-    # Source position = a_inv @ (pixel - centre - t) + centre, +1 for the padding.
-    offset = CENTRE + 1 - a_inv @ (forward[:, :, 2] + CENTRE)[:, :, None]
-    coefs = np.concatenate([a_inv, offset], axis=2).astype(np.float32)   # (M, 2, 3)
     pos, whole = scratch[:2], scratch[2:4]                         # rows, cols: (2, M, 784)
     np.matmul(coefs.transpose(1, 0, 2).reshape(2 * m, 3), GRID, out=pos.reshape(2 * m, h * w))
     if displacement is not None:

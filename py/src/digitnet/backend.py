@@ -89,9 +89,14 @@ def available(name: str) -> bool:
 _current = {"name": DEFAULT, "fn": product(DEFAULT)}
 
 
-def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``a @ b`` with the current backend."""
-    return _current["fn"](a, b)
+def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``a @ b`` with the current backend, written into ``out`` if given."""
+    if out is None:
+        return _current["fn"](a, b)
+    if _current["fn"] is np.matmul:
+        return np.matmul(a, b, out=out)
+    np.copyto(out, _current["fn"](a, b))
+    return out
 
 
 def current() -> str:

@@ -94,8 +94,9 @@ def cmd_train(args) -> None:
 
     model, history = fit_recipe(recipe, dataset, on_epoch=on_epoch)
     last = history.epochs[-1]
-    print(f"Trained on {last['seen']:,} examples in {last['elapsed']:.1f} s "
-          f"({last['seen'] / last['train_time']:,.0f} examples/s while training)")
+    print(f"Trained on {last['seen']:,} examples in {last['elapsed']:.1f} s: "
+          f"{last['seen'] / last['train_time']:,.0f} examples/s of training "
+          f"({last['train_time']:.1f} s incl. augmentation; the per-epoch test excluded)")
     if args.out:
         save(model, args.out)
         print(f"Saved model to {args.out}")

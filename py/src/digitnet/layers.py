@@ -22,12 +22,38 @@ from .backend import matmul
 
 
 class Param:
-    """A trainable array and its gradient, which has the same shape and dtype."""
+    """A trainable array and its gradient, which has the same shape and dtype.
+
+    ``zero_grad()`` only marks the gradient as zero; it is filled with zeros when next
+    read, unless ``add_product`` writes a whole gradient straight into it first (saving
+    two passes over the array per batch)."""
 
     def __init__(self, value: np.ndarray, name: str):
         self.value = value
-        self.grad = np.zeros_like(value)
+        self._grad, self._zero = np.zeros_like(value), False
         self.name = name
+
+    @property
+    def grad(self) -> np.ndarray:
+        if self._zero:
+            self._grad.fill(0)
+            self._zero = False
+        return self._grad
+
+    @grad.setter
+    def grad(self, value: np.ndarray) -> None:
+        self._grad, self._zero = value, False
+
+    def zero_grad(self) -> None:
+        self._zero = True
+
+    def add_product(self, a: np.ndarray, b: np.ndarray) -> None:
+        """grad += a @ b (``backend.matmul``); a zeroed gradient receives it directly."""
+        if self._zero:
+            matmul(a, b, out=self._grad)
+            self._zero = False
+        else:
+            self._grad += matmul(a, b)
 
 
 class Layer:
@@ -81,14 +107,16 @@ class Linear(Layer):
 
     def forward(self, x, training=False):
         self._x = x
-        return matmul(x, self.W.value) + self.b.value
+        out = matmul(x, self.W.value)
+        out += self.b.value
+        return out
 
     def backward(self, dout):
         self.backward_params(dout)
         return matmul(dout, self.W.value.T)
 
     def backward_params(self, dout):
-        self.W.grad += matmul(self._x.T, dout)
+        self.W.add_product(self._x.T, dout)
         self.b.grad += dout.sum(axis=0)
 
 
@@ -97,17 +125,31 @@ class LeakyReLU(Layer):
 
     def __init__(self, alpha: float = 0.2):
         self.alpha = float(alpha)
-        self._mask = None
+        self._x = None
 
     def spec(self):
         return {"type": "LeakyReLU", "alpha": self.alpha}
 
     def forward(self, x, training=False):
-        self._mask = x > 0
-        return np.where(self._mask, x, x * np.asarray(self.alpha, dtype=x.dtype))
+        self._x = x
+        out = x * np.asarray(self.alpha, dtype=x.dtype)
+        if self._between_0_and_1():   # max(x, alpha*x) is then x where x > 0, else alpha*x
+            return np.maximum(x, out, out=out)
+        return np.where(x > 0, x, out)
 
     def backward(self, dout):
-        return np.where(self._mask, dout, dout * np.asarray(self.alpha, dtype=dout.dtype))
+        alpha = np.asarray(self.alpha, dtype=dout.dtype)
+        if not self._between_0_and_1():
+            return np.where(self._x > 0, dout, dout * alpha)
+        # The slope (1 where x > 0, else alpha) by arithmetic: numpy's where and masked
+        # copies are several times slower than these passes.
+        slope = (self._x > 0).astype(dout.dtype)
+        np.maximum(slope, alpha, out=slope)
+        slope *= dout
+        return slope
+
+    def _between_0_and_1(self) -> bool:
+        return 0.0 <= self.alpha <= 1.0
 
 
 class ReLU(Layer):

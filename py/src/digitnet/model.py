@@ -34,7 +34,7 @@ class Sequential:
 
     def zero_grad(self) -> None:
         for p in self.parameters():
-            p.grad[...] = 0
+            p.zero_grad()
 
     def _body(self) -> list[Layer]:
         ends_in_softmax = self.layers and isinstance(self.layers[-1], Softmax)
