@@ -151,6 +151,39 @@ def test_predict_rejects_a_drawing_along_the_pad_border(api, bundle):
         api.predict(fitted.tobytes(), 112, 112, placed=bytes(10))
 
 
+def fitted(strokes, side=112, pen_fraction=0.14):
+    """Strokes as web/js/pad.js's paintFitted sends them: scaled to fill the image, the pen
+    ``pen_fraction`` of the drawing's extent (uint8, white on black)."""
+    import drawings
+
+    pts = np.array([p for s in strokes for p in s], dtype=float)
+    lo, hi = pts.min(axis=0), pts.max(axis=0)
+    extent = max(float((hi - lo).max()), 0.01)
+    scale = 0.9 / (extent * (1 + pen_fraction))     # of the image side
+    moved = [[tuple((np.array(p) - (lo + hi) / 2) * scale + 0.5) for p in s] for s in strokes]
+    return drawings.to_image(drawings.paint(moved, side, pen=pen_fraction * extent * scale))
+
+
+def test_predict_reads_a_digit_inside_a_frame_drawn_along_the_pad_border(api):
+    """Fitted, a frame drawn along the pad's border is thick ink all round (too much ink);
+    as it lies on the pad it is a border line, dropped, and the 7 inside is read."""
+    import drawings
+
+    seven = [[(0.3, 0.25), (0.7, 0.25), (0.45, 0.8)]]
+    frame = [[(0.02, 0.02), (0.98, 0.02), (0.98, 0.98), (0.02, 0.98), (0.02, 0.03)]]
+    alone = api.predict(fitted(seven).tobytes(), 112, 112, placed=drawings.to_image(
+        drawings.paint(seven, 112)).tobytes())
+    assert int(np.argmax(alone["probs"])) == 7
+    framed, placed = fitted(frame + seven), drawings.to_image(drawings.paint(frame + seven, 112))
+    assert "rejected" in api.predict(framed.tobytes(), 112, 112)          # without its placement
+    out = api.predict(framed.tobytes(), 112, 112, placed=placed.tobytes())
+    assert "probs" in out and int(np.argmax(out["probs"])) == 7, out
+    # A frame alone is still only lines along the edge.
+    only = api.predict(fitted(frame).tobytes(), 112, 112,
+                       placed=drawings.to_image(drawings.paint(frame, 112)).tobytes())
+    assert only == {"rejected": "That doesn't look like a digit: it is only lines along the edge of the image."}
+
+
 def test_feature_maps_of_the_last_digit(bundle):
     model = cnn(seed=3)
     fresh = WorkerAPI(bundle)

@@ -57,12 +57,13 @@ def test_a_non_digit_drawing_gets_a_sentence_not_a_verdict(nd, kind):
     assert_no_verdict(nd, "rejected")
 
 
-def test_a_1x1_upload_says_no_digit_found_and_clears_the_old_verdict(nd):
+@pytest.mark.parametrize("height, width", [(1, 1), (1, 300), (300, 1), (5, 40)])
+def test_a_tiny_upload_says_no_digit_found_and_clears_the_old_verdict(nd, height, width):
     assert classify_drawing(nd, SHAPES[0]) == "0"
     before = seq(nd)
-    upload(nd, "pixel.png", png_bytes(np.zeros((1, 1), np.uint8)))
+    upload(nd, "tiny.png", png_bytes(np.full((height, width), 200, np.uint8)))
     wait_next_result(nd, before)
-    assert verdict(nd) == "No digit found: the image is only 1x1 pixels."
+    assert verdict(nd) == f"No digit found: the image is only {width}x{height} pixels."
     assert_no_verdict(nd, "rejected")
     assert nd.get_attribute("#input-message", "data-kind") != "error"   # not a failure
 
@@ -75,6 +76,36 @@ def test_an_unreadable_upload_clears_the_old_verdict(nd):
     assert nd.get_attribute("#input-message", "data-kind") == "error"
     assert "x.png" in nd.inner_text("#input-message")
     assert_no_verdict(nd, "error")
+
+
+FRAME = [(0.02, 0.02), (0.98, 0.02), (0.98, 0.98), (0.02, 0.98), (0.02, 0.03)]
+
+
+def test_a_seven_drawn_inside_a_frame_on_the_pad_is_a_seven(nd):
+    """Ink along the pad's border must not flip which colour is ink."""
+    assert classify_drawing(nd, SHAPES[7]) == "7"
+    alone = probabilities(nd)
+    assert classify_drawing(nd, [FRAME] + SHAPES[7]) == "7"
+    framed = probabilities(nd)
+    assert framed[7] > 0.5 and framed[7] == pytest.approx(alone[7], abs=0.25)
+    assert nd.get_attribute('[data-testid="prediction"]', "data-state") in ("sure", "unsure")
+
+
+@pytest.mark.parametrize("light_on_dark", [True, False])
+def test_an_uploaded_seven_inside_a_frame_is_a_seven(nd, light_on_dark):
+    from PIL import Image, ImageDraw
+
+    img = Image.new("L", (280, 280), 0)
+    pen = ImageDraw.Draw(img)
+    pen.rectangle([0, 0, 279, 279], outline=255, width=10)                 # the frame, on the border
+    pen.line([(84, 70), (196, 70), (126, 224)], fill=255, width=22, joint="curve")
+    ink = np.asarray(img)
+    classify_drawing(nd, SHAPES[1])                                           # an older verdict
+    before = seq(nd)
+    upload(nd, "framed-seven.png", png_bytes(ink if light_on_dark else 255 - ink))
+    wait_next_result(nd, before)
+    assert nd.get_by_test_id("prediction").inner_text().strip() == "7"
+    assert max(probabilities(nd)) == probabilities(nd)[7]
 
 
 def settle(page, timeout=60_000) -> str:

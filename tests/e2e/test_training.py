@@ -194,7 +194,11 @@ def test_divergence_is_caught_and_the_previous_model_stays(tp):
     error = tp.get_by_test_id("train-error")
     assert error.is_visible()
     text = error.inner_text()
-    assert "diverged" in text and "learning rate" in text and "still in use" in text
+    in_use = tp.inner_text('[data-testid="current-model"]')
+    assert re.fullmatch(r"Training diverged at epoch 1, batch \d+ \(the loss stopped being a finite number\), "
+                        r"so this run's network was discarded and the pad still uses "
+                        + re.escape(in_use) + r"; try a smaller learning rate\.", text), text
+    assert "keeps its last weights" not in text   # nothing of the run is kept, so nothing says so
     assert tp.locator('[data-testid="saved-model"]').count() == n_saved  # nothing saved
     assert tp.get_by_test_id("use-trained").is_hidden()  # nothing new to use
     assert tp.get_attribute('[data-testid="current-model"]', "data-kind") == "pretrained"

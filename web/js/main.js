@@ -203,7 +203,7 @@ async function completeOfflineCache() {
 }
 
 /** "Adapt to my handwriting" made a model: keep it like a trained one, then the pad uses
- * it. Resolves with the kept record (id null when the browser could not store it). */
+ * it. Resolves with the kept record (`unsaved` when the browser could not store it). */
 async function onAdapted(fields) {
   const record = await training.keepModel(fields);
   await padModel.switchTo({ kind: "stored", id: record.id, name: record.name, bytes: record.bytes });

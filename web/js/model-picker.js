@@ -7,6 +7,7 @@ import * as padModel from "./pad-model.js";
 const LABELS = { mlp: "Pretrained MLP", cnn: "Pretrained CNN (convolutional)" };
 
 let els = null;
+let refreshSeq = 0; // the newest refresh (an older one finishing later is dropped)
 
 export function init() {
   els = {
@@ -56,12 +57,14 @@ function choose(value) {
 
 /** Rebuild the "Your models" group from the store and show the pad's current model. */
 export async function refresh() {
+  const seq = ++refreshSeq;
   let records = [];
   try {
     records = await store.list();
   } catch {
     records = []; // no IndexedDB: pretrained models only
   }
+  if (seq !== refreshSeq) return;
   const current = padModel.currentModel();
   if (!current) return;
   const options = records.map((r) => {
@@ -72,7 +75,7 @@ export async function refresh() {
     return o;
   });
   if (current.kind === "stored" && !records.some((r) => r.id === current.id)) {
-    // Not kept in IndexedDB (storage failed): listed for as long as it is in use.
+    // No longer listed (deleted a moment ago): shown for as long as it is in use.
     const o = document.createElement("option");
     o.value = padModel.keyOf(current);
     o.textContent = current.name;

@@ -22,7 +22,7 @@ let draining = null; // Promise while requests are being applied
 const changeListeners = new Set();
 const statusListeners = new Set();
 
-/** "pretrained:<name>" | "stored:<id>" ("stored:unsaved" for a model the browser could not keep). */
+/** "pretrained:<name>" | "stored:<id>" (a negative id: kept only while this page is open). */
 export function keyOf(choice) {
   return choice.kind === "pretrained" ? `pretrained:${choice.name}` : `stored:${choice.id ?? "unsaved"}`;
 }

@@ -1,6 +1,7 @@
 // "Your models": trained and imported models kept in this browser (model-store.js), each
 // usable on the pad, renamable, exportable (.npz) and deletable; importing a model file;
-// the line saying which model the pad uses. Switching goes through pad-model.js.
+// the line saying which model the pad uses. Switching goes through pad-model.js. Changes
+// made in another tab show up here too.
 import * as store from "./model-store.js";
 import * as padModel from "./pad-model.js";
 
@@ -9,6 +10,7 @@ const $ = (sel) => document.querySelector(sel);
 let els = null;
 let client = null;
 let hooks = {};
+let listSeq = 0; // the newest list rendering (an older one finishing later is dropped)
 
 /** hooks.onListChanged(): the kept models changed (the pad's selector lists them too). */
 export function init(options = {}) {
@@ -30,6 +32,7 @@ export function init(options = {}) {
     if (file) importFile(file);
   });
   padModel.onChange(renderCurrent);
+  store.onOtherTabChange(otherTabChanged);
   renderList();
 }
 
@@ -58,17 +61,33 @@ export async function use(choice, done, what) {
 }
 
 /** Keep a newly trained model: {name, accuracy, architecture, settings, bytes}. Resolves
- * with the stored record, or (storage failed, said so) an unsaved one with id null. */
+ * with the stored record, or (storage failed, said so) one kept until the page closes
+ * (`unsaved: true`), listed and choosable like the others. */
 export async function keep(record) {
   let kept;
   try {
     kept = await store.add(record);
   } catch (err) {
-    kept = { ...record, id: null };
-    message(`This model could not be saved in the browser: ${err.message}`, "error");
+    kept = store.keepForThisPage(record);
+    message(`“${kept.name}” could not be saved in the browser (${err.message}), so it is in ` +
+      "Your models only until this page is closed.", "error");
   }
   await renderList();
   return kept;
+}
+
+/** Another tab added, renamed or deleted a kept model: list what is stored now; a model
+ * deleted there while the pad uses it here is replaced by the pretrained one, as here. */
+async function otherTabChanged({ change, id, name } = {}) {
+  const current = padModel.currentModel();
+  const inUse = current?.kind === "stored" && current.id === id;
+  if (change === "rename") padModel.renamed(id, name);
+  if (change === "remove" && inUse) {
+    await use({ kind: "pretrained", name: padModel.preferredPretrained() },
+      `“${current.name}” was deleted in another tab; the pad is back on the pretrained model.`,
+      `“${current.name}” was deleted in another tab, but the pad could not switch`);
+  }
+  await renderList();
 }
 
 function renderCurrent() {
@@ -101,13 +120,15 @@ function download(record) {
 }
 
 async function renderList() {
+  const seq = ++listSeq;
   let records;
   try {
     records = await store.list();
   } catch (err) {
-    message(`Saved models are unavailable: ${err.message}`, "error");
+    if (seq === listSeq) message(`Saved models are unavailable: ${err.message}`, "error");
     return;
   }
+  if (seq !== listSeq) return;
   els.empty.hidden = records.length > 0;
   const frag = document.createDocumentFragment();
   for (const r of records) frag.append(listItem(r));
@@ -120,13 +141,15 @@ function listItem(r) {
   const li = document.createElement("li");
   li.dataset.testid = "saved-model";
   li.dataset.id = String(r.id);
+  if (r.unsaved) li.dataset.unsaved = "true";
   const name = document.createElement("span");
   name.className = "model-name";
   name.textContent = r.name;
   const meta = document.createElement("span");
   meta.className = "muted model-meta";
   const acc = typeof r.accuracy === "number" ? `${(r.accuracy * 100).toFixed(1)}% test accuracy · ` : "";
-  meta.textContent = `${acc}${r.architecture || ""} · ${new Date(r.date).toLocaleString("en")}`;
+  const unsaved = r.unsaved ? "not saved: kept until this page is closed · " : "";
+  meta.textContent = `${unsaved}${acc}${r.architecture || ""} · ${new Date(r.date).toLocaleString("en")}`;
   const actions = document.createElement("span");
   actions.className = "model-actions";
   const button = (label, action, onClick) => {
@@ -169,7 +192,7 @@ function startRename(li, record) {
   const input = document.createElement("input");
   input.type = "text";
   input.value = record.name;
-  input.maxLength = 80;
+  input.maxLength = store.NAME_MAX;
   input.setAttribute("aria-label", "New name");
   input.dataset.testid = "rename-input";
   nameEl.replaceWith(input);
@@ -182,8 +205,8 @@ function startRename(li, record) {
     const name = input.value.trim();
     if (save && name && name !== record.name) {
       try {
-        await store.rename(record.id, name);
-        padModel.renamed(record.id, name);
+        const renamed = await store.rename(record.id, name);
+        padModel.renamed(record.id, renamed.name);
       } catch (err) {
         message(`Could not rename: ${err.message}`, "error");
       }
@@ -198,12 +221,13 @@ function startRename(li, record) {
 }
 
 async function importFile(file) {
-  message(`Checking ${file.name}…`);
+  const shown = store.cleanName(file.name); // a long file name must not stretch the page
+  message(`Checking ${shown}…`);
   let bytes;
   try {
     bytes = new Uint8Array(await file.arrayBuffer());
   } catch {
-    message(`Could not read ${file.name}. Nothing was changed.`, "error");
+    message(`Could not read ${shown}. Nothing was changed.`, "error");
     return;
   }
   let checked;
@@ -211,29 +235,27 @@ async function importFile(file) {
     const copy = bytes.slice();
     checked = await client.request("checkModel", { bytes: copy }, [copy.buffer]);
   } catch (err) {
-    message(`${file.name} is not a usable digitnet model: ${err.message}. Nothing was changed.`, "error");
+    message(`${shown} is not a usable digitnet model: ${err.message}. Nothing was changed.`, "error");
     return;
   }
-  const name = file.name.replace(/\.npz$/i, "") || "imported model";
+  const name = store.cleanName(file.name.replace(/\.npz$/i, "")) || "imported model";
   let record = { name, accuracy: checked.accuracy, architecture: checked.architecture, settings: null, bytes };
-  let unsaved = "";
+  let notSaved = "";
   try {
     record = await store.add(record);
   } catch (err) {
-    record = { ...record, id: null };
-    unsaved = err.message;
-    message(`Imported, but it could not be saved in the browser: ${unsaved}`, "error");
+    record = store.keepForThisPage(record);
+    notSaved = ` It could not be saved in the browser (${err.message}), so it is in Your models only ` +
+      "until this page is closed.";
   }
   await renderList();
   const score = `${(checked.accuracy * 100).toFixed(1)}% on the test digits`;
   if (checked.poor) {
     // A model this weak would silently make the pad's answers worse: the person chooses it.
-    message(unsaved
-      ? `${file.name} scored only ${score}, so the pad does not use it, and it could not be saved in the browser: ${unsaved}`
-      : `Kept “${record.name}” in Your models but not used on the pad, because it scored only ${score}; choose “Use” to try it anyway.`,
-    "warning");
+    message(`Kept “${record.name}” in Your models but not used on the pad, because it scored only ` +
+      `${score}; choose “Use” to try it anyway.${notSaved}`, "warning");
     return;
   }
-  await use({ kind: "stored", ...record }, `Imported ${file.name} (${score}); the pad now uses it.`,
-    `Could not use ${file.name}`);
+  await use({ kind: "stored", ...record }, `Imported ${shown} (${score}); the pad now uses it.${notSaved}`,
+    `Could not use ${shown}`);
 }

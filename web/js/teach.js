@@ -268,7 +268,7 @@ async function adapt() {
     const fields = { name, accuracy: r.accuracy, architecture: r.architecture,
       settings: { adapted_from: source, examples: n, source_accuracy: r.source_accuracy }, bytes: res.bytes };
     record = await hooks.onAdapted(fields);
-    const storeNote = record.id === null ? " It could not be kept in the browser: it is used for this visit only." : "";
+    const storeNote = record.unsaved ? " It could not be kept in the browser: it is used for this visit only." : "";
     showResult(r, source, res.trainS);
     say(els.message, `The pad now uses “${name}”.${storeNote}`, storeNote ? "error" : "info");
   } catch (err) {

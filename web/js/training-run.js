@@ -173,15 +173,28 @@ async function train() {
   }
   setRunning(false);
   charts.redrawNow();
+  const inUse = padModel.labelOf(padModel.currentModel());
   if (result.state === "diverged") {
     els.panel.dataset.outcome = "diverged";
     setStatus("Training stopped: it diverged.", "error");
-    els.error.textContent = `${result.message}. Try a smaller learning rate. ` +
-      `Nothing was saved; ${padModel.labelOf(padModel.currentModel())} is still in use.`;
+    els.error.textContent = divergedMessage(result.message, inUse);
     els.error.hidden = false;
     return;
   }
+  if (result.state === "stopped" && result.report.seen === 0) {
+    // Stopped before the first batch (e.g. while scipy loaded): an untrained network is no model.
+    els.panel.dataset.outcome = "stopped";
+    setStatus(`Stopped before training began, so no model was made; the pad still uses ${inUse}.`);
+    return;
+  }
   await finish(chosen, result);
+}
+
+/** One sentence: where the run diverged, that its network was discarded, and what the pad uses. */
+function divergedMessage(detail, inUse) {
+  const where = /at (epoch \d+, batch \d+)/.exec(detail || "");
+  return `Training diverged${where ? ` at ${where[1]}` : ""} (the loss stopped being a finite number), ` +
+    `so this run's network was discarded and the pad still uses ${inUse}; try a smaller learning rate.`;
 }
 
 /** A run ended done or stopped: say so, show the results, keep the model. */

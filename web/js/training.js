@@ -25,5 +25,5 @@ export function enable(workerClient) {
 }
 
 /** Keep a model made outside the panel (adapted to the person's examples) in "Your models";
- * resolves with the stored record (id null when the browser could not keep it). */
+ * resolves with the kept record (`unsaved` when the browser could not store it). */
 export const keepModel = (record) => savedModels.keep(record);

@@ -38,11 +38,13 @@ class Prepared:
     ``outcome``: DIGIT, EMPTY or NOT_A_DIGIT. ``image``: (28, 28) float32 in [0, 1],
     ink = 1, for DIGIT, and the same framing of the ink for NOT_A_DIGIT (for a preview);
     None for EMPTY. ``reason``: a short clause ("the image is blank") for EMPTY and
-    NOT_A_DIGIT, "" for a digit.
+    NOT_A_DIGIT, "" for a digit. ``border_dropped``: lines along the image's border (a
+    frame) were left out of ``image`` and of the decision.
     """
     outcome: str
     image: np.ndarray | None
     reason: str = ""
+    border_dropped: bool = False
 
     @property
     def message(self) -> str:
@@ -163,9 +165,10 @@ def prepare(gray: np.ndarray) -> Prepared:
     if not kept.any():
         kept = ink
     image = frame_ink(kept)
+    dropped = shape.keep is not None
     if shape.reason:
-        return Prepared(NOT_A_DIGIT, image, shape.reason)
-    return Prepared(DIGIT, image)
+        return Prepared(NOT_A_DIGIT, image, shape.reason, dropped)
+    return Prepared(DIGIT, image, border_dropped=dropped)
 
 
 def to_mnist(gray: np.ndarray) -> np.ndarray | None:

@@ -111,9 +111,11 @@ class WorkerAPI:
             prepared = prepare(gray)
             if prepared.outcome == EMPTY and min(gray.shape) >= MIN_SIDE:
                 return None                       # blank: nothing was drawn yet
-            if prepared.outcome == DIGIT and placed is not None:
+            if prepared.outcome != EMPTY and placed is not None:
+                # Lines along the pad's border (a frame) show only as the drawing lies on
+                # the pad: there they are dropped and the rest is judged on its own.
                 on_pad = prepare(_image(placed, height, width))
-                if on_pad.reason == inkshape.ALONG_EDGE:
+                if on_pad.reason == inkshape.ALONG_EDGE or on_pad.border_dropped:
                     prepared = on_pad
             if prepared.outcome != DIGIT:
                 return {"rejected": prepared.message}
