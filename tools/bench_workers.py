@@ -45,7 +45,8 @@ def train(page, workers: int, recipe: str, epochs: int, wait: bool = True) -> di
     page.wait_for_function(DONE, timeout=900_000, polling=250)
     assert page.get_attribute("#train", "data-outcome") == "done"
     m = page.evaluate("() => ({speeds: window.digitnetTraining.speeds,"
-                      " heaps: window.digitnetTraining.heap.map((h) => h.workers)})")
+                      " heaps: window.digitnetTraining.heap.map((h) => h.workers),"
+                      " time: window.digitnetTraining.time})")
     return {"workers": int(page.get_attribute("#train", "data-workers")), **m}
 
 
@@ -94,6 +95,7 @@ def measure(base_url: str, epochs: int, rounds: int, drawings: int) -> dict:
     return {"workers": most, "examples_per_s": {"1": stats(rates[1]), str(most): stats(rates[most])},
             "speedup_median": many / one,
             "heaps_per_epoch": {str(n): [r["heaps"] for r in rs] for n, rs in runs.items()},
+            "worker0_seconds": {str(n): [r["time"] for r in rs] for n, rs in runs.items()},
             "latency_ms_idle": stats(idle), "latency_ms_while_training": stats(busy)}
 
 

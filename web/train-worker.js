@@ -67,6 +67,7 @@ async function train({ settings, rank, world, ports }, post) {
     if (rank === 0) post({ phase: "start", matmul: blas.enabled ? "sgemm" : "numpy", note: blas.note, workers: world });
     const started = performance.now();
     let sliceStart = started;
+    let waitMs = 0; // waiting for the other workers' gradients
     let record = null;
     for (;;) {
       if (rank === 0 && run.stop) {
@@ -79,6 +80,7 @@ async function train({ settings, rank, world, ports }, post) {
       sendToPeers(ports, rank, out);
       const grads = [], losses = [], corrects = [];
       let stopped = false;
+      const waitStart = performance.now();
       for (let j = 0; j < world && !stopped; j++) {
         const m = j === rank ? { grad: null, loss: out.loss, correct: out.correct, heap: heapBytes() } : await inboxes[j].next();
         stopped = Boolean(m.stop);
@@ -87,6 +89,7 @@ async function train({ settings, rank, world, ports }, post) {
         corrects.push(m.correct);
         heaps[j] = m.heap;
       }
+      waitMs += performance.now() - waitStart;
       if (stopped) {
         call("replica_stop");
         break;
@@ -94,13 +97,13 @@ async function train({ settings, rank, world, ports }, post) {
       record = call("replica_apply", grads, losses, corrects);
       if (record.kind === "diverged") break;
       if (rank === 0 && (record.kind === "epoch" || performance.now() - sliceStart >= SLICE_S * 1000)) {
-        post({ ...call("replica_report"), heapBytes: heapBytes(), heaps, elapsed_s: (performance.now() - started) / 1000 });
+        post({ ...call("replica_report"), heapBytes: heapBytes(), heaps, wait_s: waitMs / 1000, elapsed_s: (performance.now() - started) / 1000 });
         sliceStart = performance.now();
         if (world === 1) await new Promise((resolve) => setTimeout(resolve, 0)); // hear Stop
       }
     }
     if (rank !== 0) return { state: record?.kind === "diverged" ? "diverged" : "ended" };
-    const report = { ...call("replica_report"), heapBytes: heapBytes(), heaps, elapsed_s: (performance.now() - started) / 1000 };
+    const report = { ...call("replica_report"), heapBytes: heapBytes(), heaps, wait_s: waitMs / 1000, elapsed_s: (performance.now() - started) / 1000 };
     post(report);
     if (report.state === "diverged") return { state: "diverged", message: report.message, report };
     const { results, bytes } = call("finish_replica");

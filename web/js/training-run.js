@@ -140,6 +140,7 @@ function handleUpdate(msg) {
     log(`Epoch: ${e.epoch}, Loss: ${e.loss.toFixed(4)}, Acc: ${(e.accuracy * 100).toFixed(2)}` +
       ` — test ${(e.val_accuracy * 100).toFixed(2)}%`);
     metrics.heap.push({ epoch: e.epoch + 1, bytes: msg.heapBytes, workers: msg.heaps });
+    metrics.time = { compute_s: msg.compute_s, apply_s: msg.apply_s, wait_s: msg.wait_s, elapsed_s: msg.elapsed_s };
     els.panel.dataset.heapBytes = String(msg.heapBytes);
     showSpeed(e.examples_per_s);
   }

@@ -88,6 +88,7 @@ class Replica:
         self.total = r.epochs * len(dataset.x_train)
         self.state, self.message = "running", ""
         self.seen, self.train_time = 0, 0.0
+        self.compute_time = self.apply_time = 0.0  # seconds in compute() and apply()
         self.epochs: list[dict] = []
         self._epoch_stats = [0.0, 0.0, 0, 0.0]  # loss sum, accuracy sum, batches, time
         self._slice: tuple[list, list, list] = ([], [], [])  # this report's losses, accs, times
@@ -129,6 +130,7 @@ class Replica:
             start, stop = share_bounds(len(self._batch[2]), self.rank, self.world)
             idx = self._batch[2][start:stop]
             loss, correct = share_gradient(self.model, self._xe[idx], self._targets[idx])
+        self.compute_time += time.perf_counter() - self._started
         return {"grad": self.grad, "loss": loss, "correct": correct}
 
     def apply(self, grads: list, losses: list, corrects: list) -> dict:
@@ -140,13 +142,15 @@ class Replica:
         weights restored, and the record {"kind": "diverged", "message"}."""
         epoch, b, idx = self._batch
         n = len(idx)
+        t0 = time.perf_counter()
         total = self._sum
-        for k, g in enumerate(grads):
-            g = self.grad if g is None else np.frombuffer(g, dtype=total.dtype)
-            if k == 0:
-                np.copyto(total, g)
-            else:
-                total += g
+        vectors = [self.grad if g is None else np.frombuffer(g, dtype=total.dtype) for g in grads]
+        if len(vectors) == 1:
+            np.copyto(total, vectors[0])
+        else:
+            np.add(vectors[0], vectors[1], out=total)
+        for g in vectors[2:]:
+            total += g
         loss = float(sum(losses)) / n
         params = self.model.parameters()
         if not np.isfinite(loss):
@@ -160,10 +164,12 @@ class Replica:
         for p, v in zip(params, self._good):
             np.copyto(v, p.value)
         if self.recipe.loss_reduction == "mean":
-            total /= np.float32(n)
-        np.copyto(self.grad, total)
+            np.divide(total, np.float32(n), out=self.grad)
+        else:
+            np.copyto(self.grad, total)
         with self._backend():
             self.optimizer.step()
+        self.apply_time += time.perf_counter() - t0
         acc = sum(corrects) / n
         elapsed = time.perf_counter() - self._started
         self.seen += n
@@ -207,7 +213,7 @@ class Replica:
             "accuracy": float(np.mean(accs)) if accs else None,
             "epochs": [{k: v for k, v in e.items() if k != "kind"}
                        for e in new_epochs],
-            "workers": self.world,
+            "workers": self.world, "compute_s": self.compute_time, "apply_s": self.apply_time,
         }
         self._slice = ([], [], [])
         return out
