@@ -46,6 +46,14 @@ def test_worker_count_defaults_to_what_the_device_affords(wp):
     assert options == [str(i) for i in range(1, max(expected, min(8, cores)) + 1)]
     assert f"{cores} core" in wp.inner_text("#t-workers-note")
     assert live_workers(wp) == 0  # workers start on the first Train, not before
+    # Other devices: at most 4; at most 2 on a phone or with <= 4 GB; 1 with <= 2 GB.
+    afford = wp.evaluate("""async () => {
+      const { affordableWorkers } = await import('./js/training-pool.js');
+      return [{hardwareConcurrency: 16, deviceMemory: 8}, {hardwareConcurrency: 8, deviceMemory: 4},
+              {hardwareConcurrency: 8, userAgent: 'Mozilla/5.0 (Linux; Android 14) Mobile'},
+              {hardwareConcurrency: 8, deviceMemory: 2}, {hardwareConcurrency: 3}, {}]
+             .map((nav) => affordableWorkers(nav)); }""")
+    assert afford == [4, 2, 2, 1, 3, 1]
 
 
 def test_two_worker_run_completes_with_charts_log_and_results(wp):
@@ -150,5 +158,40 @@ def test_a_worker_that_cannot_start_ends_the_run_clearly(browser, base_url):
         assert page.input_value(WORKERS) == "1"
         assert page.inner_text('[data-testid="current-model"]') == current
         assert classify_drawing(page, SHAPES[7]) == "7"
+    finally:
+        context.close()
+
+
+def test_training_workers_start_offline_from_the_cache(browser, base_url):
+    """Once a run has fetched scipy (the lazily cached training packages), a reload without
+    network still starts two training workers from the service worker's cache."""
+    context = browser.new_context(base_url=base_url)
+    page = context.new_page()
+    try:
+        page.goto(base_url)
+        wait_ready(page, enabled="[data-testid=train]")
+        if not page.evaluate("!!(navigator.serviceWorker && navigator.serviceWorker.controller)"):
+            pytest.skip("the service worker does not control this page")
+        page.wait_for_function("() => document.documentElement.dataset.offline === 'ready'", timeout=120_000)
+        settings(page, epochs=1)
+        start_run(page)
+        assert outcome(page) == "done"
+        optional = page.evaluate("fetch('build-manifest.json').then(r => r.json()).then(m => m.optional)")
+        page.wait_for_function(
+            """async (paths) => {
+              for (const p of paths) if (!(await caches.match(new URL(p, location.href).href))) return false;
+              return true;
+            }""", arg=optional, timeout=60_000, polling=500)
+        context.set_offline(True)
+        page.reload()
+        wait_ready(page, enabled="[data-testid=train]")
+        options = page.eval_on_selector_all(f"{WORKERS} option", "os => os.map(o => o.value)")
+        workers = "2" if "2" in options else "1"
+        page.select_option(WORKERS, workers)
+        settings(page, epochs=1)
+        start_run(page)
+        assert outcome(page) == "done"
+        assert page.get_attribute("#train", "data-workers") == workers
+        assert float(page.get_attribute('[data-testid="test-accuracy"]', "data-value")) > 0.6
     finally:
         context.close()
