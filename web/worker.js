@@ -1,95 +1,25 @@
-/* digitnet compute worker: Pyodide + numpy + digitnet, loaded once.
- *
- * Protocol (tagged messages):
- *   main -> worker  {type, id, ...args}
- *   worker -> main  {type: "result", id, ...payload} | {type: "update", id, ...news}
- *                   {type: "error", id, message, detail}   (errors are data, never thrown across)
- *                   {type: "progress", stage, label, done, total}   (loading stages, no id)
- *                   {type: "ready", info} | {type: "fatal", message, detail}
- * One digitnet.worker_api.WorkerAPI does all the Python work; this file loads the runtime,
- * converts values between JavaScript and Python and forwards requests. No DOM here.
+/* digitnet's pad worker: Pyodide + numpy + digitnet, loaded once (py-runtime.js): it
+ * classifies, switches and checks models, adapts a model to the person's examples and
+ * runs benchmarks. Training runs elsewhere (train-worker.js), so classifying stays quick
+ * while a network trains. Protocol: see py-runtime.js. One
+ * digitnet.worker_api.WorkerAPI does all the Python work; this file forwards requests.
+ * No DOM here.
  */
 "use strict";
 
-const BASE = new URL("./", self.location.href);
+importScripts("py-runtime.js");
+const { BASE, timings, blas, fetchOk, call, heapBytes, ensureBlas } = self.PyRuntime;
 const STAGES = [["runtime", "Python runtime (Pyodide)"], ["numpy", "numpy"], ["digitnet", "digitnet package"], ["model", "pretrained model"]];
-const SLICE_S = 0.12; // seconds of training per slice; other messages are answered between slices
+const SLICE_S = 0.12; // seconds of adapting per slice; other messages are answered between slices
 
-let pyodide = null;
-let api = null; // the WorkerAPI instance (a PyProxy)
 let manifest = null;
-const methods = {}; // WorkerAPI bound methods, looked up once (each lookup makes a PyProxy)
 const pretrained = {}; // model name -> Promise of the model file's bytes (fetched on first use)
-const training = { running: false, stop: false, blas: null, note: "" };
-const timings = {};
-const t0 = performance.now();
+const adapting = { running: false, stop: false };
 
 function progress(stage) {
   const index = STAGES.findIndex(([name]) => name === stage);
-  timings[stage] = Math.round(performance.now() - t0);
+  timings[stage] = Math.round(performance.now() - self.PyRuntime.t0);
   self.postMessage({ type: "progress", stage, label: STAGES[index][1], done: index, total: STAGES.length });
-}
-
-/** A Python value -> JavaScript: dicts -> objects, lists -> arrays, numpy arrays and bytes
- * -> typed arrays, None -> null (undefined inside containers). Frees the proxy. */
-function toJs(value) {
-  if (value === undefined) return null;
-  if (!(value instanceof pyodide.ffi.PyProxy)) return value;
-  try {
-    return value.toJs({ dict_converter: Object.fromEntries, create_pyproxies: false });
-  } finally {
-    value.destroy();
-  }
-}
-
-/** Call a WorkerAPI method: typed arrays and objects go in as Python values, the result
- * comes back through toJs. */
-function call(name, ...args) {
-  methods[name] ??= api[name];
-  const pyArgs = args.map((a) => (a !== null && typeof a === "object" ? pyodide.toPy(a) : a));
-  try {
-    return toJs(methods[name](...pyArgs));
-  } finally {
-    for (const a of pyArgs) if (a instanceof pyodide.ffi.PyProxy) a.destroy();
-  }
-}
-
-/** The buffers of a result's typed arrays (nested objects too), transferred, not copied. */
-function buffersOf(obj) {
-  return Object.values(obj).flatMap((v) => (ArrayBuffer.isView(v) ? [v.buffer]
-    : v && typeof v === "object" && !Array.isArray(v) ? buffersOf(v) : []));
-}
-
-const heapBytes = () => pyodide._module.HEAPU8.length;
-
-async function fetchOk(url, what) {
-  const fail = (why) => new Error(`Could not download ${what} (${url}): ${why}`);
-  const response = await fetch(url).catch((err) => { throw fail(err.message); });
-  if (!response.ok) throw fail(`HTTP ${response.status}`);
-  return response;
-}
-
-/** Pyodide packages (scipy for BLAS sgemm) from the site's own copy; errors collected. */
-async function loadPackages(names) {
-  const errors = [];
-  await pyodide.loadPackage(names, { messageCallback: () => {}, errorCallback: (m) => errors.push(m) });
-  if (errors.length) throw new Error(errors.join("; "));
-}
-
-/** Load scipy once (the first training run or sgemm benchmark); false if it cannot load. */
-async function ensureBlas() {
-  if (training.blas !== null) return training.blas;
-  const t = performance.now();
-  try {
-    await loadPackages("scipy");
-    training.blas = call("enable_blas");
-    if (!training.blas) training.note = "scipy could not be loaded";
-  } catch (err) {
-    training.blas = false;
-    training.note = `scipy could not be loaded: ${pythonMessage(err).message}`;
-  }
-  training.scipyMs = performance.now() - t;
-  return training.blas;
 }
 
 async function init() {
@@ -98,57 +28,34 @@ async function init() {
   const modelBytesP = manifestP.then((m) =>
     fetchOk(new URL(m.models[m.default_model], BASE), "the pretrained model").then((r) => r.arrayBuffer()));
   modelBytesP.catch(() => {}); // reported where awaited
-
-  progress("runtime");
-  importScripts(new URL("pyodide/pyodide.js", BASE).href);
-  pyodide = await self.loadPyodide({ indexURL: new URL("pyodide/", BASE).href });
-
-  progress("numpy");
-  // numpy and the digitnet wheel (numpy its only dependency) in one parallel step of
-  // Pyodide's own loader; micropip's resolver would add ~0.5 s for one such wheel.
-  manifest = await manifestP;
-  await loadPackages(["numpy", new URL(manifest.wheel, BASE).href]).catch((err) => {
-    throw new Error(`Could not load numpy and digitnet: ${err.message}`);
-  });
-  timings.installed = Math.round(performance.now() - t0);
-
-  progress("digitnet");
-  api = pyodide.pyimport("digitnet.worker_api").WorkerAPI();
-  timings.imported = Math.round(performance.now() - t0);
+  manifest = await self.PyRuntime.boot(manifestP, progress);
 
   progress("model");
   const modelBytes = new Uint8Array(await modelBytesP);
   call("use_model", modelBytes);
   pretrained[manifest.default_model] = Promise.resolve(modelBytes);
 
-  timings.ready = Math.round(performance.now() - t0);
+  timings.ready = Math.round(performance.now() - self.PyRuntime.t0);
   return { version: manifest.version, timings, modelBytes: modelBytes.byteLength };
 }
 
-function pythonMessage(err) {
-  // PythonError.message is the whole traceback; the last line names the exception.
-  const text = String((err && err.message) || err);
-  const lines = text.trim().split("\n").filter((l) => l.trim());
-  return { message: lines[lines.length - 1] || text, detail: text };
-}
-
-/** Run a training or adapting session (started by `start`) in slices of ~SLICE_S, each
- * slice's report posted as an update, yielding between slices so predict/stopTraining are
- * answered meanwhile. Result: {state: "done"|"stopped", report, results, bytes, trainS}
- * or {state: "diverged", message, report}. */
+/** Run an adapting session (started by `start`) in slices of ~SLICE_S, each slice's report
+ * posted as an update, yielding between slices so predict/stopTraining are answered
+ * meanwhile. Result: {state: "done"|"stopped", report, results, bytes, trainS} or
+ * {state: "diverged", message, report}. */
 async function runSlices(post, start) {
-  if (training.running) throw new Error("a training run is already going");
-  Object.assign(training, { running: true, stop: false });
+  if (adapting.running) throw new Error("a training run is already going");
+  Object.assign(adapting, { running: true, stop: false });
   try {
     call("load_data");
-    if (training.blas === null) post({ phase: "blas" });
-    const blas = await ensureBlas();
-    post({ phase: "start", matmul: blas ? "sgemm" : "numpy", note: training.note });
+    if (blas.enabled === null) post({ phase: "blas" });
+    const fast = await ensureBlas();
+    post({ phase: "start", matmul: fast ? "sgemm" : "numpy", note: blas.note });
     start();
     const started = performance.now();
     let report;
     for (;;) {
-      if (training.stop) call("stop_training");
+      if (adapting.stop) call("stop_training");
       report = call("train_step", SLICE_S);
       report.heapBytes = heapBytes();
       report.elapsed_s = (performance.now() - started) / 1000;
@@ -160,7 +67,7 @@ async function runSlices(post, start) {
     const { results, bytes } = call("finish_training");
     return { state: report.state, report, results, bytes, trainS: report.elapsed_s };
   } finally {
-    training.running = false;
+    adapting.running = false;
   }
 }
 
@@ -203,9 +110,6 @@ const handlers = {
     }
     return { architecture: call("use_model", await pretrained[name]), name };
   },
-  /** Train a fresh network. settings: {model, recipe, epochs, batch_size, lr, optimizer,
-   * augment} (digitnet.recipes.recipe_for). Result: see runSlices. */
-  train: ({ settings }, post) => runSlices(post, () => call("start_training", settings)),
   /** Fine-tune a copy of the pad's model on the person's examples ({pixels: N*784 bytes,
    * labels: N bytes}); the pad keeps its model. Result: see runSlices (results: {accuracy,
    * source_accuracy, n_test, n_examples, architecture}). */
@@ -214,36 +118,19 @@ const handlers = {
   exportExamples: ({ pixels, labels }) => ({ bytes: call("export_examples", pixels, labels) }),
   /** {bytes} of an examples file -> {pixels, labels, n}; a bad file is refused with a reason. */
   importExamples: ({ bytes }) => call("import_examples", bytes),
-  stopTraining() { training.stop = true; return { running: training.running }; },
+  stopTraining() { adapting.stop = true; return { running: adapting.running }; },
   // Benchmarks (tools/bench.py). {op: "memory"} -> {heapBytes}; {op: "matmul" | "train" |
   // "train_memory", path: "numpy" | "einsum" | "sgemm", ...digitnet.bench arguments} ->
   // {result, ms, scipyMs, heapBytes}. The sgemm path loads scipy first (once).
   async bench({ op, ...options }) {
     if (op === "memory") return { heapBytes: heapBytes() };
-    const firstScipy = options.path === "sgemm" && training.blas === null;
+    const firstScipy = options.path === "sgemm" && blas.enabled === null;
     if (firstScipy) await ensureBlas();
-    const scipyMs = firstScipy ? training.scipyMs : null;
+    const scipyMs = firstScipy ? blas.ms : null;
     const t = performance.now();
     const result = call("bench", op, options, heapBytes);
     return { result, ms: performance.now() - t, scipyMs, heapBytes: heapBytes() };
   },
 };
 
-const ready = init();
-ready.then((info) => self.postMessage({ type: "ready", info }),
-  (err) => self.postMessage({ type: "fatal", ...pythonMessage(err) }));
-
-// One listener for the worker's whole life. Requests queue behind the initial load.
-self.addEventListener("message", async (event) => {
-  const { type, id, ...args } = event.data || {};
-  try {
-    await ready;
-    const handler = handlers[type];
-    if (!handler) throw new Error(`unknown request type "${type}"`);
-    const post = (update) => self.postMessage({ type: "update", id, ...update });
-    const payload = await handler(args, post);
-    self.postMessage({ type: "result", id, ...payload }, buffersOf(payload));
-  } catch (err) {
-    self.postMessage({ type: "error", id, ...pythonMessage(err) });
-  }
-});
+self.PyRuntime.serve(handlers, init());

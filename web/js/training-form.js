@@ -2,6 +2,8 @@
 // each recipe's settings and the limits come from the build manifest's `recipes` (the
 // same definitions the CLI uses); nothing about them is written here.
 
+import { affordableWorkers, MAX_WORKERS } from "./training-pool.js";
+
 const $ = (sel) => document.querySelector(sel);
 
 let form = null;
@@ -39,6 +41,30 @@ function optionText(select, value) {
 export function init(options = {}) {
   hooks = options;
   form = $("#train-form");
+  offerWorkers(affordableWorkers());
+}
+
+/** The worker-count choices: 1 up to this device's cores (at most MAX_WORKERS), `chosen`
+ * selected (what the device can afford, unless a worker failed). */
+function offerWorkers(chosen) {
+  const cores = Math.max(1, navigator.hardwareConcurrency || 1);
+  const most = Math.max(chosen, Math.min(MAX_WORKERS, cores));
+  const select = form.elements.workers;
+  select.replaceChildren(...Array.from({ length: most }, (_, i) => option(String(i + 1), String(i + 1))));
+  select.value = String(chosen);
+  $("#t-workers-note").textContent = `This device has ${cores} core${cores === 1 ? "" : "s"}; ` +
+    `${chosen} worker${chosen === 1 ? "" : "s"} suggested.`;
+}
+
+/** After a worker failed: offer only `n` workers. */
+export function limitWorkers(n) {
+  offerWorkers(n);
+  $("#t-workers-note").textContent = "A training worker failed, so training uses one from now on.";
+}
+
+/** How many training workers to use. */
+export function workers() {
+  return Number(form.elements.workers.value) || 1;
 }
 
 /** The manifest's training spec arrived: build the choices and the checks, fill defaults. */

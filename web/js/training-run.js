@@ -1,11 +1,12 @@
-// One training run in the worker: Train/Stop, progress bar, status line, per-epoch log and
-// live charts, then the results and the new model kept (saved-models.js). The page stays
-// usable meanwhile: the worker answers predictions between training slices.
+// One training run on the training workers (training-pool.js): Train/Stop, progress bar,
+// status line, per-epoch log and live charts, then the results and the new model kept
+// (saved-models.js). The pad's own worker keeps classifying meanwhile.
 import * as form from "./training-form.js";
 import * as charts from "./training-charts.js";
 import * as results from "./training-results.js";
 import * as savedModels from "./saved-models.js";
 import * as padModel from "./pad-model.js";
+import { TrainingPool } from "./training-pool.js";
 
 const $ = (sel) => document.querySelector(sel);
 const root = document.documentElement;
@@ -15,8 +16,9 @@ let client = null;
 let running = false;
 let formValid = false;
 let lastRun = null; // the kept record of the latest finished run
+const pool = new TrainingPool(new URL("../train-worker.js", import.meta.url));
 // Measured while training, for people and benchmarks (window.digitnetTraining).
-const metrics = { longestTaskMs: 0, longestChartUpdateMs: 0, longestUpdateMs: 0, heap: [], matmul: null };
+const metrics = { longestTaskMs: 0, longestChartUpdateMs: 0, longestUpdateMs: 0, heap: [], speeds: [], matmul: null, workers: 0 };
 
 export function init() {
   els = {
@@ -30,6 +32,7 @@ export function init() {
     engine: $("#train-engine"),
     error: $("#train-error"),
     log: $('[data-testid="train-log"]'),
+    speed: $('[data-testid="train-speed"]'),
     useTrained: $('[data-testid="use-trained"]'),
   };
   charts.init((ms) => (metrics.longestChartUpdateMs = Math.max(metrics.longestChartUpdateMs, ms)));
@@ -40,7 +43,7 @@ export function init() {
   els.stop.addEventListener("click", () => {
     els.stop.disabled = true;
     setStatus("Stopping after this batch…");
-    client.request("stopTraining").catch(() => {});
+    pool.stop();
   });
   els.useTrained.addEventListener("click", () => lastRun && savedModels.use(
     { kind: "stored", ...lastRun }, `The pad now uses “${lastRun.name}”.`, "Could not use the new model"));
@@ -49,7 +52,9 @@ export function init() {
   els.panel.addEventListener("pointerenter", warm, { once: true });
   els.panel.addEventListener("focusin", warm, { once: true });
   watchLongTasks();
+  pool.onStarting = (n) => setStatus(`Starting ${plural(n, "training worker")} (Python and scipy, once)…`);
   window.digitnetTraining = metrics;
+  window.digitnetTrainers = pool; // for tests: kill(rank), idleMs, clients
 }
 
 /** The worker is ready: runs can start. */
@@ -116,17 +121,17 @@ function onUpdate(msg) {
   metrics.longestUpdateMs = Math.max(metrics.longestUpdateMs, performance.now() - t);
 }
 
+const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
+
 function handleUpdate(msg) {
-  if (msg.phase === "blas") {
-    setStatus("Loading the fast matrix product (scipy's BLAS, ~20 MB, once)…");
-    return;
-  }
   if (msg.phase === "start") {
     metrics.matmul = msg.matmul;
+    metrics.workers = msg.workers;
     els.panel.dataset.matmul = msg.matmul;
-    els.engine.textContent = msg.matmul === "sgemm"
+    els.panel.dataset.workers = String(msg.workers);
+    els.engine.textContent = `Training on ${plural(msg.workers, "worker")} (one CPU core each). ` + (msg.matmul === "sgemm"
       ? "Matrix products: BLAS sgemm (scipy)."
-      : `Matrix products: numpy (slower)${msg.note ? ` — ${msg.note}` : ""}.`;
+      : `Matrix products: numpy (slower)${msg.note ? ` — ${msg.note}` : ""}.`);
     return;
   }
   if (msg.batches > 0 && msg.loss !== null) charts.addBatch(msg.seen / form.trainSize(), msg.loss, msg.accuracy);
@@ -134,8 +139,10 @@ function handleUpdate(msg) {
     charts.addEpoch(e.epoch + 1, e.accuracy, e.val_accuracy);
     log(`Epoch: ${e.epoch}, Loss: ${e.loss.toFixed(4)}, Acc: ${(e.accuracy * 100).toFixed(2)}` +
       ` — test ${(e.val_accuracy * 100).toFixed(2)}%`);
-    metrics.heap.push({ epoch: e.epoch + 1, bytes: msg.heapBytes });
+    metrics.heap.push({ epoch: e.epoch + 1, bytes: msg.heapBytes, workers: msg.heaps });
+    metrics.time = { compute_s: msg.compute_s, apply_s: msg.apply_s, wait_s: msg.wait_s, elapsed_s: msg.elapsed_s };
     els.panel.dataset.heapBytes = String(msg.heapBytes);
+    showSpeed(e.examples_per_s);
   }
   charts.scheduleRedraw();
   setProgress(msg.progress);
@@ -144,6 +151,14 @@ function handleUpdate(msg) {
     setStatus(`Training… ${Math.round(msg.examples_per_s).toLocaleString("en")} examples/s · ` +
       `${duration(msg.eta_s)} left`);
   }
+}
+
+/** examples/s of the last completed epoch, and on how many workers. */
+function showSpeed(rate) {
+  metrics.speeds.push(rate);
+  els.speed.dataset.value = rate.toFixed(0);
+  els.speed.textContent = `Last epoch: ${Math.round(rate).toLocaleString("en")} examples/s on ` +
+    `${plural(metrics.workers, "worker")}.`;
 }
 
 function log(line) {
@@ -161,14 +176,15 @@ async function train() {
   els.error.hidden = true;
   setProgress(0);
   setStatus("Starting…");
+  els.engine.textContent = "";
   charts.start(chosen.epochs)
     .catch((err) => setStatus(`${err.message}; training continues without charts.`, "error"));
   let result;
   try {
-    result = await client.request("train", { settings: chosen }, [], onUpdate);
+    result = await pool.train(chosen, form.workers(), onUpdate);
   } catch (err) {
     setRunning(false);
-    setStatus(`Training could not run: ${err.message}`, "error");
+    failed(err);
     return;
   }
   setRunning(false);
@@ -181,8 +197,9 @@ async function train() {
     els.error.hidden = false;
     return;
   }
-  if (result.state === "stopped" && result.report.seen === 0) {
-    // Stopped before the first batch (e.g. while scipy loaded): an untrained network is no model.
+  if (result.state === "cancelled" || (result.state === "stopped" && result.report.seen === 0)) {
+    // Stopped before the first batch (while the workers or scipy loaded): an untrained
+    // network is no model.
     els.panel.dataset.outcome = "stopped";
     setStatus(`Stopped before training began, so no model was made; the pad still uses ${inUse}.`);
     return;
@@ -195,6 +212,22 @@ function divergedMessage(detail, inUse) {
   const where = /at (epoch \d+, batch \d+)/.exec(detail || "");
   return `Training diverged${where ? ` at ${where[1]}` : ""} (the loss stopped being a finite number), ` +
     `so this run's network was discarded and the pad still uses ${inUse}; try a smaller learning rate.`;
+}
+
+/** The run could not start or go on (a worker failed): say so; nothing else changed. */
+function failed(err) {
+  const keeps = `${padModel.labelOf(padModel.currentModel())} is still in use`;
+  if (err.crashed) {
+    setStatus("Training stopped: a training worker failed.", "error");
+    els.error.textContent = `The run was ended because ${err.message.replace(/\.$/, "")}; nothing was ` +
+      `saved and ${keeps}. Training uses one worker from now on.`;
+    form.limitWorkers(1);
+  } else {
+    setStatus(`Training could not run: ${err.message}`, "error");
+    els.error.textContent = `Nothing was saved; ${keeps}.`;
+  }
+  els.error.hidden = false;
+  els.panel.dataset.outcome = "failed";
 }
 
 /** A run ended done or stopped: say so, show the results, keep the model. */

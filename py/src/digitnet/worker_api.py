@@ -10,6 +10,7 @@ message. numpy only; scipy is used for training when it imports.
 """
 from __future__ import annotations
 
+import contextlib
 import tracemalloc
 
 import numpy as np
@@ -18,6 +19,7 @@ from . import backend, bench, data, examples, explain, inkshape
 from .finetune import AdaptSession
 from .model import Sequential
 from .modelcheck import POOR_ACCURACY
+from .parallel import Replica
 from .preprocess import DIGIT, EMPTY, MIN_SIDE, prepare
 from .recipes import get_recipe
 from .session import (TrainingSession, check_model, describe, evaluate_model,
@@ -27,6 +29,9 @@ from .train import fit_recipe
 GALLERY_MAX = 64
 GALLERY_PICK = 7          # the gallery shows each class's 8th test digit (a fixed choice)
 GALLERY_MISTAKES = 2      # ... then up to this many of the model's mistakes
+
+
+_nothing = contextlib.nullcontext
 
 
 def _to_uint8(images: np.ndarray) -> np.ndarray:
@@ -51,6 +56,7 @@ class WorkerAPI:
         self._data = dataset
         self.last_input: np.ndarray | None = None   # (28, 28) float32, the last classified digit
         self.session: TrainingSession | AdaptSession | None = None  # training or adapting
+        self.replica: Replica | None = None         # this worker's share of a training run
         self.train_backend: str | None = None       # "sgemm" once enabled, else the default
 
     # ---------------------------------------------------------------- model
@@ -213,6 +219,51 @@ class WorkerAPI:
             raise RuntimeError("the training run is still going")
         self.session = None
         return {"results": s.results(), "bytes": s.model_bytes()}
+
+    # ---------------------------------------------------------------- data-parallel training
+    # A training worker holds one Replica of a run shared by `world` workers (`parallel`):
+    # per batch it computes its share's gradient, the workers exchange them, and each applies
+    # the rank-ordered sum. Rank 0 also reports, measures and returns the model.
+
+    def start_replica(self, settings: dict, rank: int, world: int) -> None:
+        """Begin this worker's replica ``rank`` (0-based) of a run over ``world`` workers."""
+        self.replica = Replica(self.data, dict(settings), int(rank), int(world), self.train_backend)
+
+    def _require_replica(self) -> Replica:
+        if self.replica is None:
+            raise RuntimeError("no training run has been started")
+        return self.replica
+
+    def replica_compute(self) -> dict | None:
+        """The next batch's share: {grad: (P,) float32 summed gradient, loss: summed over
+        the share, correct}; None when the run is over."""
+        return self._require_replica().compute()
+
+    def replica_apply(self, grads, losses, corrects) -> dict:
+        """Every worker's (grad, loss, correct) in rank order (grad None for this worker's
+        own) -> the step is taken; the batch/epoch/diverged record (`Replica.apply`)."""
+        buffers = [None if g is None else memoryview(g) for g in grads]
+        return self._require_replica().apply(buffers, [float(v) for v in losses],
+                                             [int(v) for v in corrects])
+
+    def replica_stop(self) -> None:
+        """End the run before its next batch (every worker stops at the same one)."""
+        self._require_replica().stop()
+
+    def replica_report(self) -> dict:
+        """Rank 0: the run's progress since the last report (`Replica.report`)."""
+        return self._require_replica().report()
+
+    def finish_replica(self) -> dict:
+        """Rank 0, once the run ended done or stopped: {results (`session.evaluate_model`),
+        bytes (the model file)}; the run is then forgotten."""
+        r = self._require_replica()
+        if r.state in ("running", "diverged"):
+            raise RuntimeError(f"the training run is {r.state}: it has no model to give")
+        self.replica = None
+        with backend.use(r.backend) if r.backend else _nothing():
+            results = evaluate_model(r.model, self.data)
+        return {"results": results, "bytes": r.model_bytes()}
 
     # ---------------------------------------------------------------- your examples
 

@@ -1,0 +1,121 @@
+/* digitnet training worker: one of the N workers a training run is split over
+ * (js/training-pool.js starts them). Pyodide + numpy + scipy's BLAS + digitnet
+ * (py-runtime.js); the Python side is digitnet.worker_api.WorkerAPI's replica methods.
+ *
+ * Per batch, every worker computes the summed gradient of its share, sends it to every
+ * other worker over that pair's MessagePort (transferred, not copied), and applies the
+ * rank-ordered sum of all of them, so every worker holds the same weights. Worker 0
+ * reports progress, decides when to stop (its stop travels in place of its gradient, so
+ * every worker stops at the same batch) and returns the model.
+ * Peer message: {grad: Float32Array, loss, correct, heap} | {stop: true}.
+ */
+"use strict";
+
+importScripts("py-runtime.js");
+const { BASE, fetchOk, call, heapBytes, ensureBlas, blas } = self.PyRuntime;
+const SLICE_S = 0.12; // worker 0 reports about this often (seconds)
+const run = { going: false, stop: false };
+
+async function init() {
+  const manifestP = fetchOk(new URL("build-manifest.json", BASE), "the build manifest").then((r) => r.json());
+  await self.PyRuntime.boot(manifestP);
+  call("load_data");
+  await ensureBlas();
+  return { matmul: blas.enabled ? "sgemm" : "numpy", note: blas.note, heapBytes: heapBytes() };
+}
+
+/** Messages from one peer, in order: `next()` resolves with the next one. */
+class Inbox {
+  constructor(port) {
+    this.queue = [];
+    this.waiting = null;
+    port.onmessage = (event) => {
+      if (this.waiting) {
+        this.waiting(event.data);
+        this.waiting = null;
+      } else this.queue.push(event.data);
+    };
+  }
+
+  next() {
+    if (this.queue.length) return Promise.resolve(this.queue.shift());
+    return new Promise((resolve) => (this.waiting = resolve));
+  }
+}
+
+/** This worker's gradient to every peer: the last one gets the buffer itself, the others
+ * copies (two workers: no copy at all). */
+function sendToPeers(ports, rank, out) {
+  const peers = ports.filter((port, j) => port && j !== rank);
+  peers.forEach((port, i) => {
+    const grad = i === peers.length - 1 ? out.grad : out.grad.slice();
+    port.postMessage({ grad, loss: out.loss, correct: out.correct, heap: heapBytes() }, [grad.buffer]);
+  });
+}
+
+/** One training run's share. {settings, rank, world, ports: a MessagePort per rank (null at
+ * this worker's own)}. Worker 0 posts reports ({state, seen, total, progress, loss, accuracy,
+ * epochs, examples_per_s, heapBytes, heaps, ...}) and returns {state: "done" | "stopped",
+ * report, results, bytes} or {state: "diverged", message, report}; the others {state}. */
+async function train({ settings, rank, world, ports }, post) {
+  if (run.going) throw new Error("a training run is already going");
+  Object.assign(run, { going: true, stop: false });
+  const inboxes = ports.map((port) => port && new Inbox(port));
+  const heaps = new Array(world).fill(0);
+  try {
+    call("start_replica", settings, rank, world);
+    if (rank === 0) post({ phase: "start", matmul: blas.enabled ? "sgemm" : "numpy", note: blas.note, workers: world });
+    const started = performance.now();
+    let sliceStart = started;
+    let waitMs = 0; // waiting for the other workers' gradients
+    let record = null;
+    for (;;) {
+      if (rank === 0 && run.stop) {
+        for (const port of ports) port?.postMessage({ stop: true });
+        call("replica_stop");
+        break;
+      }
+      const out = call("replica_compute");
+      if (out === null) break; // the run is over: every worker ends at the same batch
+      sendToPeers(ports, rank, out);
+      const grads = [], losses = [], corrects = [];
+      let stopped = false;
+      const waitStart = performance.now();
+      for (let j = 0; j < world && !stopped; j++) {
+        const m = j === rank ? { grad: null, loss: out.loss, correct: out.correct, heap: heapBytes() } : await inboxes[j].next();
+        stopped = Boolean(m.stop);
+        grads.push(m.grad);
+        losses.push(m.loss);
+        corrects.push(m.correct);
+        heaps[j] = m.heap;
+      }
+      waitMs += performance.now() - waitStart;
+      if (stopped) {
+        call("replica_stop");
+        break;
+      }
+      record = call("replica_apply", grads, losses, corrects);
+      if (record.kind === "diverged") break;
+      if (rank === 0 && (record.kind === "epoch" || performance.now() - sliceStart >= SLICE_S * 1000)) {
+        post({ ...call("replica_report"), heapBytes: heapBytes(), heaps, wait_s: waitMs / 1000, elapsed_s: (performance.now() - started) / 1000 });
+        sliceStart = performance.now();
+        if (world === 1) await new Promise((resolve) => setTimeout(resolve, 0)); // hear Stop
+      }
+    }
+    if (rank !== 0) return { state: record?.kind === "diverged" ? "diverged" : "ended" };
+    const report = { ...call("replica_report"), heapBytes: heapBytes(), heaps, wait_s: waitMs / 1000, elapsed_s: (performance.now() - started) / 1000 };
+    post(report);
+    if (report.state === "diverged") return { state: "diverged", message: report.message, report };
+    const { results, bytes } = call("finish_replica");
+    return { state: report.state, report, results, bytes };
+  } finally {
+    for (const port of ports) port?.close();
+    run.going = false;
+  }
+}
+
+self.PyRuntime.serve({
+  train,
+  stopTraining() { run.stop = true; return { running: run.going }; },
+  memory: () => ({ heapBytes: heapBytes() }),
+}, init());
