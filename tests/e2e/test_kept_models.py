@@ -307,9 +307,12 @@ def test_stop_while_scipy_loads_keeps_no_model_and_the_previous_one_stays(browse
         assert draw(page, 7) == "7"
         probs = probabilities(page)
         start_run(page, epochs=1)
-        page.wait_for_function("() => /Loading the fast matrix product/.test("
+        page.wait_for_function("() => /Starting .*training worker/.test("
                                "document.querySelector('#train-status').textContent)")
-        page.wait_for_timeout(300)
+        for _ in range(600):                    # the training workers boot Python first
+            if held:
+                break
+            page.wait_for_timeout(100)
         assert held, "scipy's download was not held"
         page.get_by_test_id("stop").click()
         for route in held:                      # scipy arrives after Stop
