@@ -6,8 +6,8 @@ the test switches): version 1 is dist/, version 2 is built (`build.py build --we
 from a copy of web/ in which index.html, js/main.js, js/ui.js and worker.js changed. A
 third deployment is version 2 with js/ui.js still version 1's (an upload half done).
 
-DIGITNET_DEPLOY_RUNS (default 1) repeats the deploy-then-offline test, each run with its
-own pause before going offline, e.g. DIGITNET_DEPLOY_RUNS=10 for ten in a row.
+DIGITNET_DEPLOY_RUNS (default 1) repeats the deploy-then-offline test, each run going
+offline at another moment (WHEN_OFFLINE), e.g. DIGITNET_DEPLOY_RUNS=10 for ten in a row.
 """
 from __future__ import annotations
 
@@ -32,7 +32,13 @@ ROOT = Path(__file__).resolve().parents[2]
 CHANGED = ("index.html", "js/main.js", "js/ui.js", "worker.js")
 MARK = "deployment two"
 RUNS = int(os.environ.get("DIGITNET_DEPLOY_RUNS", "1"))
-PAUSES = (2, 0, 5, 1, 20)  # s between "ready" after the update and going offline
+# When to go offline after the update went live: the moment a new service worker takes
+# control of the page, or this many seconds after the page said "ready" again.
+WHEN_OFFLINE = ("takeover", 0, 2, 5, 20)
+# Resolves when a service worker takes control of the page (a listener from before the
+# page's own scripts ran, so the moment is not missed).
+TAKEOVER_WATCH = """window.__takeover = new Promise((resolve) => navigator.serviceWorker &&
+  navigator.serviceWorker.addEventListener('controllerchange', resolve));"""
 TIMEOUT = 90_000  # ms
 
 
@@ -204,20 +210,25 @@ def complete(contents, build: Build) -> bool:
 @pytest.mark.parametrize("run", range(RUNS))
 def test_offline_survives_a_new_deployment(browser, site, builds, run):
     v1, v2 = builds["v1"], builds["v2"]
+    when = WHEN_OFFLINE[run % len(WHEN_OFFLINE)]
     site.root = v1.path
     context = browser.new_context()
     try:
         page = context.new_page()
+        page.add_init_script(TAKEOVER_WATCH)
         page.goto(site.url)
         wait_ready(page)
-        wait_offline(page, "ready", v1.version)
+        wait_offline(page, "ready")
         assert complete(caches_hold_only_verified_files(page, builds), v1)
 
         site.root = v2.path  # the new deployment goes live
         page.reload()
-        wait_ready(page)
-        wait_offline(page, "ready")
-        time.sleep(PAUSES[run % len(PAUSES)])
+        if when == "takeover":
+            page.evaluate("() => window.__takeover")
+        else:
+            wait_ready(page)
+            wait_offline(page, "ready")
+            time.sleep(when)
 
         context.set_offline(True)
         page.reload()
