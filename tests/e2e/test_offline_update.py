@@ -39,6 +39,8 @@ WHEN_OFFLINE = ("takeover", 0, 2, 5, 20)
 # page's own scripts ran, so the moment is not missed).
 TAKEOVER_WATCH = """window.__takeover = new Promise((resolve) => navigator.serviceWorker &&
   navigator.serviceWorker.addEventListener('controllerchange', resolve));"""
+TOOK_OVER = """() => Promise.race([window.__takeover.then(() => true),
+                          new Promise((resolve) => setTimeout(resolve, 90000, false))])"""
 TIMEOUT = 90_000  # ms
 
 
@@ -224,7 +226,7 @@ def test_offline_survives_a_new_deployment(browser, site, builds, run):
         site.root = v2.path  # the new deployment goes live
         page.reload()
         if when == "takeover":
-            page.evaluate("() => window.__takeover")
+            assert page.evaluate(TOOK_OVER), "the new version never took over"
         else:
             wait_ready(page)
             wait_offline(page, "ready")
