@@ -2,6 +2,7 @@
 """digitnet's one entry point: build the data, the wheel and the static site; serve; test.
 
     python3 build.py build                 # writes dist/ (incremental: caches in .cache/)
+    python3 build.py build --web DIR --out DIR   # the site from another web/ into another folder
     python3 build.py serve [--port N]      # builds, then serves dist/ on 127.0.0.1
     python3 build.py test [pytest args]    # installs what the tests need, builds, runs them all
     python3 build.py bench [--quick]       # CPython vs the page, side by side (tools/bench.py)
@@ -128,22 +129,23 @@ def _files(root: Path) -> list[str]:
 RESERVED = ("pyodide", "wheels", "models", "vendor")  # top-level dist/ folders the build fills
 
 
-def assemble(stage: Path) -> dict:
-    """Write the whole site into `stage` (an empty directory); return the build manifest."""
+def assemble(stage: Path, web: Path = WEB) -> dict:
+    """Write the whole site (its pages from `web`) into `stage` (an empty directory); return
+    the build manifest."""
     groups: dict[str, list[str]] = {}
 
     def put(group: str, src: Path, rel: str) -> None:
         _copy(src, stage / rel)
         groups.setdefault(group, []).append(rel)
 
-    if WEB.is_dir():
-        for rel in _files(WEB):
+    if web.is_dir():
+        for rel in _files(web):
             parts = rel.split("/")
             if "__pycache__" in parts or any(p.startswith(".") for p in parts):
                 continue
             if parts[0] in RESERVED or rel == "build-manifest.json":
                 raise BuildError(f"web/{rel}: {parts[0]} is written by the build; rename it")
-            put("web", WEB / rel, rel)
+            put("web", web / rel, rel)
     if not (stage / "index.html").exists():
         (stage / "index.html").write_text(PLACEHOLDER_INDEX)
         groups.setdefault("web", []).append("index.html")
@@ -220,8 +222,9 @@ def page_spec() -> dict:
     return {**spec(), "train_size": len(data.load_bundle().y_train)}
 
 
-def build(verbose: bool = True) -> dict:
-    """npm ci, data, then dist/ (assembled in a staging dir and swapped in whole).
+def build(verbose: bool = True, web: Path = WEB, out: Path = DIST) -> dict:
+    """npm ci, data, then `out` (default dist/; assembled in a staging dir and swapped in
+    whole), its pages from `web` (default web/).
 
     Holds .cache/build.lock throughout, so concurrent builds (several people or test runs
     in one tree) take turns instead of mixing their files.
@@ -235,37 +238,44 @@ def build(verbose: bool = True) -> dict:
         except BlockingIOError:
             print("waiting for another build to finish ...", flush=True)
             fcntl.flock(lockfile, fcntl.LOCK_EX)
-        return _build_locked(verbose)
+        return _build_locked(verbose, Path(web).resolve(), Path(out).resolve())
 
 
-def _build_locked(verbose: bool) -> dict:
+def _build_locked(verbose: bool, web: Path, out: Path) -> dict:
     t0 = time.perf_counter()
+    if out.exists() and any(out.iterdir()) and not (out / "build-manifest.json").exists():
+        raise BuildError(f"{out} is not empty and holds no build: not replacing it")
+    if web != WEB and not web.is_dir():
+        raise BuildError(f"{web} is not a folder")
     npm_ci()
     data_path = build_data()
     if verbose:
         print(f"data: {data_path.relative_to(ROOT)} ({data_path.stat().st_size:,} bytes)")
-    stage = Path(tempfile.mkdtemp(prefix="dist-staging-", dir=CACHE))
+    # Staged beside `out` when it is elsewhere, so the final rename stays on one filesystem.
+    staging_parent = CACHE if out == DIST else out.parent
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix="dist-staging-", dir=staging_parent))
     stage.chmod(0o755)  # mkdtemp makes it private; dist/ is for everyone to read
     try:
-        manifest = assemble(stage)
+        manifest = assemble(stage, web)
         groups = manifest.pop("_groups")
-        old = Path(tempfile.mkdtemp(prefix="dist-old-", dir=CACHE))
-        if DIST.exists():
-            DIST.rename(old / "dist")
-        stage.rename(DIST)
+        old = Path(tempfile.mkdtemp(prefix="dist-old-", dir=staging_parent))
+        if out.exists():
+            out.rename(old / "dist")
+        stage.rename(out)
         shutil.rmtree(old)
     finally:
         if stage.exists():
             shutil.rmtree(stage)
     if verbose:
         total = 0
-        print(f"dist/ (version {manifest['version']}):")
+        print(f"{out.name}/ (version {manifest['version']}):")
         sizes = {rel: info["bytes"] for rel, info in manifest["files"].items()}
         for group, rels in groups.items():
             n = sum(sizes.get(r, 0) for r in set(rels))
             total += n
             print(f"  {group:<26} {len(set(rels)):3d} files {human(n)}")
-        all_bytes = sum(sizes.values()) + (DIST / "build-manifest.json").stat().st_size
+        all_bytes = sum(sizes.values()) + (out / "build-manifest.json").stat().st_size
         print(f"  {'build-manifest, .nojekyll':<26}   2 files {human(all_bytes - total)}")
         optional = sum(sizes[r] for r in map(urllib.parse.unquote, manifest["optional"]))
         print(f"  {'total':<26} {len(sizes) + 1:3d} files {human(all_bytes)}"
@@ -313,7 +323,11 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = argparse.ArgumentParser(prog="build.py", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("build", help="write dist/")
+    build_cmd = sub.add_parser("build", help="write dist/")
+    build_cmd.add_argument("--web", type=Path, default=WEB,
+                           help="the site's source folder (default web/)")
+    build_cmd.add_argument("--out", type=Path, default=DIST,
+                           help="the folder to write (default dist/; replaced whole)")
     serve = sub.add_parser("serve", help="build, then serve dist/")
     serve.add_argument("--port", type=int, default=8000, help="port (0 = any free port; default 8000)")
     serve.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
@@ -328,7 +342,7 @@ def main(argv=None) -> int:
         command = args.command
     try:
         if command == "build":
-            build()
+            build(web=args.web, out=args.out)
             return 0
         if command == "serve":
             return cmd_serve(args)

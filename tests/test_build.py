@@ -289,3 +289,16 @@ def test_server_gzips_text_and_wasm_for_browsers_that_accept_it(served, tmp_path
         assert (r.headers.get("Content-Encoding") == "gzip") is encoded
         assert int(r.headers["Content-Length"]) == len(body)
     assert (gzip.decompress(body) if encoded else body) == (tmp_path / name).read_bytes()
+
+
+def test_build_never_replaces_a_folder_that_is_not_a_build(tmp_path):
+    import build
+
+    keep = tmp_path / "notes"
+    keep.mkdir()
+    (keep / "todo.txt").write_text("mine")
+    with pytest.raises(BuildError, match="holds no build"):
+        build.build(verbose=False, out=keep)
+    with pytest.raises(BuildError, match="is not a folder"):
+        build.build(verbose=False, web=tmp_path / "missing", out=tmp_path / "site")
+    assert (keep / "todo.txt").read_text() == "mine" and not (tmp_path / "site").exists()

@@ -189,17 +189,37 @@ function sleep(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+/** Post `message` to a service worker; resolves with its reply. */
+function ask(worker, message) {
+  const channel = new MessageChannel();
+  const reply = new Promise((resolve) => (channel.port1.onmessage = (e) => resolve(e.data)));
+  worker.postMessage(message, [channel.port2]);
+  return reply;
+}
+
+let offlineChecks = 0;
+
+/** Ask the controlling service worker to cache every file still missing; <html
+ * data-offline> says "ready" only when its whole version is cached and verified. */
 async function completeOfflineCache() {
   const sw = navigator.serviceWorker && navigator.serviceWorker.controller;
   if (!sw) return;
-  const channel = new MessageChannel();
-  const reply = new Promise((resolve) => (channel.port1.onmessage = (e) => resolve(e.data)));
-  sw.postMessage({ type: "precache" }, [channel.port2]);
-  const result = await reply;
-  const ok = result && result.ok;
+  const check = ++offlineChecks;
+  const result = await ask(sw, { type: "precache" });
+  if (check !== offlineChecks) return; // a newer controller was asked since
+  const ok = Boolean(result && result.ok);
   root.dataset.offline = ok ? "ready" : "incomplete";
+  root.dataset.offlineVersion = (result && result.version) || "";
   ui.renderOffline(ok);
   if (!ok) console.warn("digitnet: some files could not be cached for offline use", result);
+}
+
+/** The page is ready: cache the rest for offline use, and again whenever another service
+ * worker takes control (a first visit claimed late, or a new version took over). */
+function keepOfflineCache() {
+  const run = () => completeOfflineCache().catch((err) => console.warn("digitnet: offline cache", err));
+  if (navigator.serviceWorker) navigator.serviceWorker.addEventListener("controllerchange", run);
+  run();
 }
 
 /** "Adapt to my handwriting" made a model: keep it like a trained one, then the pad uses
@@ -277,7 +297,7 @@ async function start() {
   refreshInsight(true);
   if (deferred) deferred();
   deferred = null;
-  completeOfflineCache().catch((err) => console.warn("digitnet: offline cache", err));
+  keepOfflineCache();
   gallery.enable(client);
 }
 

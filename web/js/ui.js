@@ -59,7 +59,8 @@ export function renderReady(info, seconds) {
 }
 
 export function renderOffline(ok) {
-  els.statusDetail.textContent += ok ? " · works offline" : "";
+  const loaded = els.statusDetail.textContent.split(" · ")[0];
+  els.statusDetail.textContent = ok ? `${loaded} · works offline` : loaded;
 }
 
 export function renderFatal(err) {
