@@ -189,7 +189,7 @@ class MaxPool2D(Layer):
     def __init__(self, size: int = 2, stride: int | None = None):
         self.size = _positive_int(size, "size")
         self.stride = self.size if stride is None else _positive_int(stride, "stride")
-        self._x = self._out = None
+        self._x = self._winner = None
 
     def spec(self):
         return {"type": "MaxPool2D", "size": self.size, "stride": self.stride}
@@ -202,37 +202,49 @@ class MaxPool2D(Layer):
         if h_out < 1 or w_out < 1:
             raise ValueError(f"MaxPool2D input {x.shape[2]}x{x.shape[3]} is smaller than "
                              f"its {k}x{k} window")
-        out = None
-        for _, _, _, rows, cls in _window_slices(k, s, h_out, w_out):
-            if out is None:
-                # Copies keep x's memory order (e.g. the channel-major order of Conv2D).
-                out = x[:, :, rows, cls].copy(order="K")
-            else:
-                np.maximum(out, x[:, :, rows, cls], out=out)
-        self._x, self._out = x, out
+        out, self._winner = self._pool(x, h_out, w_out, winners=training)
+        self._x = x
         return out
 
-    def backward(self, dout):
-        # Which element won each window is worked out here rather than in forward, so
-        # inference pays only for the maxima. Offsets are visited in row-major window
-        # order; ``left`` holds the gradient of the windows not yet routed, so ties go
-        # to the first maximum.
+    def _pool(self, x, h_out: int, w_out: int, winners: bool):
+        """(maxima, and with ``winners`` the window offset each came from, else None).
+
+        An offset wins only where it beats every earlier one, so the winner is the last
+        offset that raised the running max: its first maximum in row-major order."""
         k, s = self.size, self.stride
-        x, out = self._x, self._out
-        h_out, w_out = out.shape[2], out.shape[3]
-        left = np.empty_like(out, dtype=dout.dtype)   # out's memory order, like x's
-        left[...] = dout
+        out = winner = None
+        for o, _, _, rows, cls in _window_slices(k, s, h_out, w_out):
+            view = x[:, :, rows, cls]
+            if out is None:
+                # Copies keep x's memory order (e.g. the channel-last order of Conv2D).
+                out = view.copy(order="K")
+                if winners:
+                    winner = np.zeros_like(out, dtype=np.uint8 if k * k <= 256 else np.int32)
+                continue
+            if winners:
+                np.maximum(winner, (view > out) * winner.dtype.type(o), out=winner)
+            np.maximum(out, view, out=out)
+        return out, winner
+
+    def backward(self, dout):
+        k, s = self.size, self.stride
+        x = self._x
+        h_out, w_out = dout.shape[2], dout.shape[3]
+        if self._winner is None:   # forward ran for inference: find the winners now
+            self._winner = self._pool(x, h_out, w_out, winners=True)[1]
+        winner = self._winner
+        if np.argsort(dout.strides).tolist() != np.argsort(winner.strides).tolist():
+            aligned = np.empty_like(winner, dtype=dout.dtype)   # one copy into x's memory order
+            aligned[...] = dout
+            dout = aligned
         tiled = s == k and x.shape[2] == k * h_out and x.shape[3] == k * w_out
         # Windows that tile x write every element of dx; otherwise some get nothing.
         dx = (np.empty_like if tiled else np.zeros_like)(x, dtype=dout.dtype)
         for o, _, _, rows, cls in _window_slices(k, s, h_out, w_out):
-            hit = x[:, :, rows, cls] == out
             if s >= k:   # windows do not overlap: each input element gets at most one value
-                np.multiply(left, hit, out=dx[:, :, rows, cls])
+                np.multiply(dout, winner == o, out=dx[:, :, rows, cls])
             else:
-                dx[:, :, rows, cls] += left * hit
-            if o < k * k - 1:
-                np.copyto(left, 0, where=hit)
+                dx[:, :, rows, cls] += dout * (winner == o)
         return dx
 
 
