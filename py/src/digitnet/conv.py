@@ -35,7 +35,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from .backend import matmul
+from .backend import current, matmul
 from .layers import Layer, Param, register
 
 
@@ -73,6 +73,17 @@ def _chunk_size(window_view: np.ndarray) -> int:
     """Examples per chunk so that the chunk's im2col matrix is about CHUNK_BYTES."""
     per_example = window_view[:1].size * window_view.itemsize
     return max(1, CHUNK_BYTES // per_example)
+
+
+def _apply_kernels(windows: np.ndarray, w2: np.ndarray) -> np.ndarray:
+    """(n, H', W', k, k, C) windows times (k*k*C, F) kernels -> (n*H'*W', F) (im2col).
+
+    einsum (no BLAS) multiplies ~1.5-2.5x faster with the column matrix copied k*k*C-major
+    and the product transposed; BLAS prefers it position-major."""
+    if current() == "einsum":
+        cols_t = windows.transpose(3, 4, 5, 0, 1, 2).reshape(w2.shape[0], -1)
+        return matmul(np.ascontiguousarray(w2.T), cols_t).T
+    return matmul(windows.reshape(-1, w2.shape[0]), w2)
 
 
 @register
@@ -132,8 +143,8 @@ class Conv2D(Layer):
         y = np.empty((n, h_out, w_out, f), dtype=dtype)
         step = _chunk_size(windows)
         for i in range(0, n, step):
-            cols = windows[i:i + step].reshape(-1, k * k * c)     # im2col of a chunk
-            y[i:i + step] = (matmul(cols, w2) + self.b.value).reshape(-1, h_out, w_out, f)
+            y_chunk = _apply_kernels(windows[i:i + step], w2) + self.b.value
+            y[i:i + step] = y_chunk.reshape(-1, h_out, w_out, f)
         self._xp, self._x_shape = xp, x.shape
         return y.transpose(0, 3, 1, 2)                            # (N, F, H', W') view
 
@@ -172,7 +183,7 @@ class Conv2D(Layer):
             m = min(step, n - i)
             inner[:m] = dy[i:i + m]
             grad_windows = _windows(spread[:m, p:, p:, :], k, 1, h, w)
-            dx[i:i + m] = matmul(grad_windows.reshape(-1, k * k * f), w_flip).reshape(m, h, w, c)
+            dx[i:i + m] = _apply_kernels(grad_windows, w_flip).reshape(m, h, w, c)
         return dx.transpose(0, 3, 1, 2)                           # (N, C, H, W) view
 
 
