@@ -27,8 +27,9 @@ those chunks rather than keeping them, gets dW from them, and gets dx as the
 correlation of the (stride-dilated, zero-padded) output gradient with the flipped
 kernels: again one window copy and one product per chunk, no scatter-add. MaxPool2D
 loops over the k*k window offsets with strided slices and ``np.maximum`` (a reshape +
-``max(axis=(3, 5))`` measured ~40x slower); backward routes each window's gradient to
-its first offset equal to the max, so it goes to exactly one element even on ties.
+``max(axis=(3, 5))`` measured ~40x slower); while training it also records each
+window's winning offset (its first maximum), so backward is one comparison and one
+product per offset and the gradient goes to exactly one element even on ties.
 """
 from __future__ import annotations
 
