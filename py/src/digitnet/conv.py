@@ -154,10 +154,11 @@ class Conv2D(Layer):
         windows = _windows(xp, k, s, h_out, w_out)
         w2 = self.W.value.transpose(2, 3, 1, 0).reshape(k * k * c, f).astype(dtype)
         y = np.empty((n, h_out, w_out, f), dtype=dtype)
-        step = _chunk_size(windows)
+        rows = y.reshape(-1, f)                                   # (N*H'*W', F) view of y
+        step, per_example = _chunk_size(windows), h_out * w_out
         for i in range(0, n, step):
-            y_chunk = _apply_kernels(windows[i:i + step], w2) + self.b.value
-            y[i:i + step] = y_chunk.reshape(-1, h_out, w_out, f)
+            np.add(_apply_kernels(windows[i:i + step], w2), self.b.value,
+                   out=rows[i * per_example:(i + step) * per_example])
         self._xp, self._x_shape = xp, x.shape
         return y.transpose(0, 3, 1, 2)                            # (N, F, H', W') view
 
