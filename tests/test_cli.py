@@ -247,7 +247,7 @@ def test_train_cnn_on_idx_dir(mnist_dir):
     r = run_cli("train", "--model", "cnn", "--data", d, "--epochs", "1", "--batch-size", "100")
     assert r.code == 0, r.err
     assert r.lines[0] == ("Training cnn (default recipe) on 300 images: adam, lr 0.001, "
-                          "batch 100, 1 epoch, shift augmentation 2 px")
+                          "batch 100, 1 epoch, shift augmentation 2 px, affine 0.25")
     assert len(epoch_lines(r)) == 1 and re.fullmatch(EPOCH_LINE.format(0), epoch_lines(r)[0])
     assert reported_accuracy(r).endswith("00")
 

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from digitnet import backend
+from digitnet import backend, conv
 from digitnet.conv import Conv2D, Flatten, MaxPool2D, Reshape
 from digitnet.layers import Layer, Linear, ReLU, build_layer
 
@@ -42,6 +42,16 @@ def maxpool_naive(x, size, stride):
             window = x[:, :, i * stride:i * stride + size, j * stride:j * stride + size]
             out[:, :, i, j] = window.max(axis=(2, 3))
     return out
+
+
+def maxpool_backward_naive(x, dout, size, stride):
+    """Per window, the whole upstream gradient goes to its first maximum (row-major)."""
+    dx = np.zeros(x.shape)
+    for n, c, i, j in np.ndindex(*dout.shape):
+        window = x[n, c, i * stride:i * stride + size, j * stride:j * stride + size]
+        di, dj = np.unravel_index(np.argmax(window), window.shape)   # argmax: first max
+        dx[n, c, i * stride + di, j * stride + dj] += dout[n, c, i, j]
+    return dx
 
 
 def distinct_values(shape, seed=0):
@@ -122,6 +132,48 @@ def test_conv_accepts_non_contiguous_input():
                                conv2d_naive(x, layer.W.value, layer.b.value, 1, 1), atol=1e-12)
 
 
+@pytest.mark.parametrize("stride", [1, 2, 3])
+def test_window_view_matches_loop(stride):
+    a = np.random.default_rng(13).standard_normal((2, 9, 8, 3))
+    k = 3
+    h_out, w_out = (9 - k) // stride + 1, (8 - k) // stride + 1
+    view = conv._windows(a, k, stride, h_out, w_out)
+    want = np.zeros((2, h_out, w_out, k, k, 3))
+    for n, i, j, di, dj in np.ndindex(2, h_out, w_out, k, k):
+        want[n, i, j, di, dj] = a[n, i * stride + di, j * stride + dj]
+    np.testing.assert_array_equal(view, want)
+    assert not view.flags.writeable and np.shares_memory(view, a)
+
+
+@pytest.mark.parametrize("n,c,h,w,f,k,stride,padding", [
+    (5, 2, 6, 5, 3, 3, 1, 1), (5, 2, 7, 6, 2, 3, 2, 1), (3, 1, 8, 7, 2, 5, 2, 3)])
+def test_conv_in_chunks_matches_naive_and_gradients(n, c, h, w, f, k, stride, padding,
+                                                    monkeypatch, product_path):
+    # Chunks of two examples (the last one shorter) instead of the whole small batch.
+    layer = Conv2D(c, f, k, stride=stride, padding=padding, seed=3, dtype=np.float64)
+    h_out, w_out = layer.output_shape(h, w)
+    monkeypatch.setattr(conv, "CHUNK_BYTES", 2 * h_out * w_out * k * k * c * 8)
+    rng = np.random.default_rng(14)
+    layer.b.value[...] = rng.standard_normal(f)
+    x = rng.standard_normal((n, c, h, w))
+    np.testing.assert_allclose(layer.forward(x), conv2d_naive(x, layer.W.value, layer.b.value,
+                                                              stride, padding), atol=1e-12)
+    assert conv._chunk_size(conv._windows(layer._xp, k, stride, h_out, w_out)) == 2
+    check_layer_grads(layer, x)
+
+
+def test_conv_backward_params_skips_only_dx():
+    rng = np.random.default_rng(15)
+    a, b = Conv2D(2, 3, 3, padding=1, seed=4, dtype=np.float64), Conv2D(2, 3, 3, padding=1, seed=4,
+                                                                        dtype=np.float64)
+    x, dout = rng.standard_normal((3, 2, 6, 6)), rng.standard_normal((3, 3, 6, 6))
+    a.forward(x), b.forward(x)
+    assert a.backward(dout).shape == x.shape and b.backward_params(dout) is None
+    for p, q in zip(a.params(), b.params()):
+        np.testing.assert_array_equal(p.grad, q.grad)
+        assert np.abs(q.grad).sum() > 0
+
+
 def test_conv_he_init_and_seed():
     a, b = Conv2D(16, 32, 5, seed=7), Conv2D(16, 32, 5, seed=7)
     np.testing.assert_array_equal(a.W.value, b.W.value)
@@ -156,6 +208,21 @@ def test_maxpool_forward_matches_naive(n, c, h, w, size, stride):
     x = np.random.default_rng(4).standard_normal((n, c, h, w))
     got = MaxPool2D(size, stride).forward(x)
     np.testing.assert_array_equal(got, maxpool_naive(x, size, size if stride is None else stride))
+
+
+@pytest.mark.parametrize("n,c,h,w,size,stride", POOL_CONFIGS)
+def test_maxpool_backward_matches_naive_with_ties(n, c, h, w, size, stride):
+    # Few distinct values, so most windows tie; x is channel-last in memory (as a Conv2D
+    # output is) while the upstream gradient is C-ordered (as Flatten's backward gives).
+    rng = np.random.default_rng(16)
+    x = rng.integers(0, 3, (n, h, w, c)).astype(np.float64).transpose(0, 3, 1, 2)
+    stride = size if stride is None else stride
+    pool = MaxPool2D(size, stride)
+    out = pool.forward(x)
+    dout = rng.standard_normal(out.shape)
+    # (overlapping windows add in another order than the loop: rounding only)
+    np.testing.assert_allclose(pool.backward(dout), maxpool_backward_naive(x, dout, size, stride),
+                               rtol=1e-14, atol=1e-15)
 
 
 def test_maxpool_ties_route_gradient_to_one_element():

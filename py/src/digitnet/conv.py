@@ -16,25 +16,27 @@ Shapes (N = batch):
 - ``MaxPool2D(k, stride=s)``: (N, C, H, W) -> (N, C, (H - k) // s + 1, (W - k) // s + 1).
 - ``Flatten()``: (N, ...) -> (N, prod(...)).
 
-Speed notes. Conv2D uses im2col with the batch as the innermost axis: the input is
-copied once into a zero-padded (C, H+2p, W+2p, N) buffer, then one slice copy per kernel
-offset (k*k of them) fills the column matrix (C*k*k, H'*W'*N), and a single product with
-the (F, C*k*k) weight matrix (`backend.matmul`) does the work. With N innermost each
-slice copy moves runs of W'*N contiguous numbers instead of W' (measured ~2x faster than
-an N-outer layout).
-col2im in backward is the same loop adding slices (``np.add.at`` is far slower). The
-output is an (N, F, H', W') *view* of an (F, H', W', N) buffer; element-wise layers and
-MaxPool2D keep that memory order, so the next Conv2D's copies stay cheap and the
-backward reshapes of the gradient are free. MaxPool2D loops over the k*k window offsets
-with strided slices and ``np.maximum`` (a reshape + ``max(axis=(3, 5))`` measured ~40x
-slower); backward finds, per window, the first offset equal to the max, so the gradient
-goes to exactly one element even on ties.
+Speed notes. Activations are kept batch-major and channel-last in memory: a layer's
+(N, C, H, W) output is a view of an (N, H, W, C) buffer, and element-wise layers and
+MaxPool2D keep that order. Conv2D works on a few examples at a time (``CHUNK_BYTES``):
+their im2col matrix (rows (n, i, j), columns (di, dj, c)) is one copy from a strided
+window view of the zero-padded input, small enough to stay in the CPU cache while the
+matrix product (`backend.matmul`) reads it; a whole-batch column matrix (80 MB for the
+CNN's second layer at batch 256) made every product wait on memory. Backward recomputes
+those chunks rather than keeping them, gets dW from them, and gets dx as the
+correlation of the (stride-dilated, zero-padded) output gradient with the flipped
+kernels: again one window copy and one product per chunk, no scatter-add. MaxPool2D
+loops over the k*k window offsets with strided slices and ``np.maximum`` (a reshape +
+``max(axis=(3, 5))`` measured ~40x slower); while training it also records each
+window's winning offset (its first maximum), so backward is one comparison and one
+product per offset and the gradient goes to exactly one element even on ties.
 """
 from __future__ import annotations
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
-from .backend import matmul
+from .backend import current, matmul
 from .layers import Layer, Param, register
 
 
@@ -55,6 +57,46 @@ def _window_slices(k: int, stride: int, h_out: int, w_out: int):
         for dj in range(k):
             cols = slice(dj, dj + stride * (w_out - 1) + 1, stride)
             yield di * k + dj, di, dj, rows, cols
+
+
+CHUNK_BYTES = 1 << 19   # im2col bytes per chunk of examples: well inside a core's L2
+
+
+def _windows(a: np.ndarray, k: int, stride: int, h_out: int, w_out: int) -> np.ndarray:
+    """Read-only (N, H', W', k, k, C) view of an (N, H, W, C) array: element
+    [n, i, j, di, dj, c] is a[n, i*stride + di, j*stride + dj, c]. No copy."""
+    sn, sh, sw, sc = a.strides
+    return as_strided(a, (a.shape[0], h_out, w_out, k, k, a.shape[3]),
+                      (sn, sh * stride, sw * stride, sh, sw, sc), writeable=False)
+
+
+def _chunk_size(window_view: np.ndarray) -> int:
+    """Examples per chunk so that the chunk's im2col matrix is about CHUNK_BYTES."""
+    per_example = window_view[:1].size * window_view.itemsize
+    return max(1, CHUNK_BYTES // per_example)
+
+
+def _k_major(windows: np.ndarray) -> bool:
+    """Whether to copy an im2col matrix k*k*C-major rather than position-major: einsum (no
+    BLAS) multiplies ~1.5-2.5x faster that way, and with few channels the position-major
+    copy moves runs of only k*C numbers (k-major: runs of W')."""
+    return current() == "einsum" or windows.shape[4] * windows.shape[5] < windows.shape[2]
+
+
+def _columns(windows: np.ndarray, k_major: bool) -> np.ndarray:
+    """The im2col copy of (n, H', W', k, k, C) windows: (k*k*C, n*H'*W') if ``k_major``,
+    else (n*H'*W', k*k*C)."""
+    width = windows.shape[3] * windows.shape[4] * windows.shape[5]
+    if k_major:
+        return windows.transpose(3, 4, 5, 0, 1, 2).reshape(width, -1)
+    return windows.reshape(-1, width)
+
+
+def _apply_kernels(windows: np.ndarray, w2: np.ndarray) -> np.ndarray:
+    """(n, H', W', k, k, C) windows times (k*k*C, F) kernels -> (n*H'*W', F) (im2col)."""
+    if _k_major(windows):
+        return matmul(np.ascontiguousarray(w2.T), _columns(windows, True)).T
+    return matmul(_columns(windows, False), w2)
 
 
 @register
@@ -80,7 +122,7 @@ class Conv2D(Layer):
         w = rng.normal(0.0, np.sqrt(2.0 / fan_in), size=(self.out_channels, self.in_channels, k, k))
         self.W = Param(w.astype(dtype), "W")
         self.b = Param(np.zeros(self.out_channels, dtype=dtype), "b")
-        self._cols = None      # (C*k*k, N*H'*W') column matrix from the last forward
+        self._xp = None        # zero-padded (N, Hp, Wp, C) input of the last forward
         self._x_shape = None   # (N, C, H, W)
 
     def params(self):
@@ -100,47 +142,64 @@ class Conv2D(Layer):
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"Conv2D expects (N, {self.in_channels}, H, W) input, got {x.shape}")
         n, c, h, w = x.shape
-        k, s, p = self.kernel_size, self.stride, self.padding
+        k, s, p, f = self.kernel_size, self.stride, self.padding, self.out_channels
         h_out, w_out = self.output_shape(h, w)
         if h_out < 1 or w_out < 1:
             raise ValueError(f"Conv2D input {h}x{w} is smaller than its {k}x{k} kernel "
                              f"(padding {p})")
         dtype = np.result_type(x.dtype, self.W.value.dtype)
-        # One copy: NCHW (any strides) -> zero-padded, batch-innermost (C, Hp, Wp, N).
-        xt = x.transpose(1, 2, 3, 0)
-        if p:
-            xp = np.zeros((c, h + 2 * p, w + 2 * p, n), dtype=dtype)
-            xp[:, p:p + h, p:p + w, :] = xt
-        else:
-            xp = np.ascontiguousarray(xt, dtype=dtype)
-        # im2col: one slice copy per kernel offset; rows (c, di, dj), columns (i, j, n).
-        cols = np.empty((c, k * k, h_out, w_out, n), dtype=dtype)
-        for o, _, _, rows, cls in _window_slices(k, s, h_out, w_out):
-            cols[:, o] = xp[:, rows, cls, :]
-        cols = cols.reshape(c * k * k, h_out * w_out * n)
-        self._cols, self._x_shape = cols, x.shape
-        w2 = self.W.value.reshape(self.out_channels, -1)              # (F, C*k*k)
-        y = matmul(w2, cols)                                          # (F, H'*W'*N)
-        y += self.b.value[:, None]
-        return y.reshape(self.out_channels, h_out, w_out, n).transpose(3, 0, 1, 2)
+        # One copy: NCHW (any strides) -> zero-padded, channel-last (N, Hp, Wp, C).
+        xp = np.zeros((n, h + 2 * p, w + 2 * p, c), dtype=dtype)
+        xp[:, p:p + h, p:p + w, :] = x.transpose(0, 2, 3, 1)
+        windows = _windows(xp, k, s, h_out, w_out)
+        w2 = self.W.value.transpose(2, 3, 1, 0).reshape(k * k * c, f).astype(dtype)
+        y = np.empty((n, h_out, w_out, f), dtype=dtype)
+        rows = y.reshape(-1, f)                                   # (N*H'*W', F) view of y
+        step, per_example = _chunk_size(windows), h_out * w_out
+        for i in range(0, n, step):
+            np.add(_apply_kernels(windows[i:i + step], w2), self.b.value,
+                   out=rows[i * per_example:(i + step) * per_example])
+        self._xp, self._x_shape = xp, x.shape
+        return y.transpose(0, 3, 1, 2)                            # (N, F, H', W') view
 
     def backward(self, dout):
+        return self._backward(dout, input_grad=True)
+
+    def backward_params(self, dout):
+        self._backward(dout, input_grad=False)
+
+    def _backward(self, dout, input_grad: bool):
         n, c, h, w = self._x_shape
-        k, s, p = self.kernel_size, self.stride, self.padding
-        f = self.out_channels
+        k, s, p, f = self.kernel_size, self.stride, self.padding, self.out_channels
         h_out, w_out = dout.shape[2], dout.shape[3]
-        # (N, F, H', W') -> (F, H'*W'*N); free when dout is in this layer's output order.
-        dy = dout.transpose(1, 2, 3, 0).reshape(f, h_out * w_out * n)
-        w2, cols = self.W.value.reshape(f, -1), self._cols
-        dw, dcols = matmul(dy, cols.T), matmul(w2.T, dy)
-        self.W.grad += dw.reshape(self.W.value.shape)
-        self.b.grad += dy.sum(axis=1)
-        dcols = dcols.reshape(c, k * k, h_out, w_out, n)
-        # col2im: add each kernel offset's slice back into the padded input.
-        dxp = np.zeros((c, h + 2 * p, w + 2 * p, n), dtype=dcols.dtype)
-        for o, _, _, rows, cls in _window_slices(k, s, h_out, w_out):
-            dxp[:, rows, cls, :] += dcols[:, o]
-        return dxp[:, p:p + h, p:p + w, :].transpose(3, 0, 1, 2)   # (N, C, H, W) view
+        xp = self._xp
+        dy = np.ascontiguousarray(dout.transpose(0, 2, 3, 1), dtype=xp.dtype)  # (N, H', W', F)
+        windows = _windows(xp, k, s, h_out, w_out)
+        step = _chunk_size(windows)
+        dw = np.zeros((k * k * c, f), dtype=xp.dtype)
+        k_major = _k_major(windows)
+        for i in range(0, n, step):
+            cols, dy_chunk = _columns(windows[i:i + step], k_major), dy[i:i + step].reshape(-1, f)
+            dw += matmul(cols, dy_chunk) if k_major else matmul(cols.T, dy_chunk)
+        self.W.grad += dw.reshape(k, k, c, f).transpose(3, 2, 0, 1)
+        self.b.grad += dy.reshape(-1, f).sum(axis=0)
+        if not input_grad:
+            return None
+        # dx[n, i, j, c] = sum_{di, dj, f} W[f, c, di, dj] * dy[n, (i + p - di) / s, ...]
+        # over whole quotients: a correlation of dy, spread s apart into zeros (k - 1 of
+        # them before the first), with the kernels flipped, read from row/column p on.
+        reach = p + max(p, k - 1)    # rows past the input's that the spread dy or a window needs
+        spread = np.zeros((min(step, n), h + reach, w + reach, f), dtype=xp.dtype)
+        inner = spread[:, k - 1:k - 1 + s * h_out:s, k - 1:k - 1 + s * w_out:s, :]
+        w_flip = self.W.value[:, :, ::-1, ::-1].transpose(2, 3, 0, 1).reshape(k * k * f, c)
+        w_flip = w_flip.astype(xp.dtype)
+        dx = np.empty((n, h, w, c), dtype=xp.dtype)
+        for i in range(0, n, step):
+            m = min(step, n - i)
+            inner[:m] = dy[i:i + m]
+            grad_windows = _windows(spread[:m, p:, p:, :], k, 1, h, w)
+            dx[i:i + m] = _apply_kernels(grad_windows, w_flip).reshape(m, h, w, c)
+        return dx.transpose(0, 3, 1, 2)                           # (N, C, H, W) view
 
 
 @register
@@ -156,7 +215,7 @@ class MaxPool2D(Layer):
     def __init__(self, size: int = 2, stride: int | None = None):
         self.size = _positive_int(size, "size")
         self.stride = self.size if stride is None else _positive_int(stride, "stride")
-        self._x = self._out = None
+        self._x = self._winner = None
 
     def spec(self):
         return {"type": "MaxPool2D", "size": self.size, "stride": self.stride}
@@ -169,38 +228,49 @@ class MaxPool2D(Layer):
         if h_out < 1 or w_out < 1:
             raise ValueError(f"MaxPool2D input {x.shape[2]}x{x.shape[3]} is smaller than "
                              f"its {k}x{k} window")
-        out = None
-        for _, _, _, rows, cls in _window_slices(k, s, h_out, w_out):
-            if out is None:
-                # Copies keep x's memory order (e.g. the channel-major order of Conv2D).
-                out = x[:, :, rows, cls].copy(order="K")
-            else:
-                np.maximum(out, x[:, :, rows, cls], out=out)
-        self._x, self._out = x, out
+        out, self._winner = self._pool(x, h_out, w_out, winners=training)
+        self._x = x
         return out
 
-    def backward(self, dout):
-        # Which element won each window is worked out here rather than in forward, so
-        # inference pays only for the maxima. Offsets are visited in row-major window
-        # order and a window, once routed, takes no more: ties go to the first maximum.
+    def _pool(self, x, h_out: int, w_out: int, winners: bool):
+        """(maxima, and with ``winners`` the window offset each came from, else None).
+
+        An offset wins only where it beats every earlier one, so the winner is the last
+        offset that raised the running max: its first maximum in row-major order."""
         k, s = self.size, self.stride
-        h_out, w_out = dout.shape[2], dout.shape[3]
-        x, out = self._x, self._out
-        dx = np.zeros_like(x, dtype=dout.dtype)   # same memory order as the input
-        taken = None
+        out = winner = None
         for o, _, _, rows, cls in _window_slices(k, s, h_out, w_out):
-            hit = x[:, :, rows, cls] == out
-            if taken is None:
-                taken = hit
-            elif o < k * k - 1:
-                hit &= ~taken
-                taken |= hit
-            else:
-                hit &= ~taken
+            view = x[:, :, rows, cls]
+            if out is None:
+                # Copies keep x's memory order (e.g. the channel-last order of Conv2D).
+                out = view.copy(order="K")
+                if winners:
+                    winner = np.zeros_like(out, dtype=np.uint8 if k * k <= 256 else np.int32)
+                continue
+            if winners:
+                np.maximum(winner, (view > out) * winner.dtype.type(o), out=winner)
+            np.maximum(out, view, out=out)
+        return out, winner
+
+    def backward(self, dout):
+        k, s = self.size, self.stride
+        x = self._x
+        h_out, w_out = dout.shape[2], dout.shape[3]
+        if self._winner is None:   # forward ran for inference: find the winners now
+            self._winner = self._pool(x, h_out, w_out, winners=True)[1]
+        winner = self._winner
+        if np.argsort(dout.strides).tolist() != np.argsort(winner.strides).tolist():
+            aligned = np.empty_like(winner, dtype=dout.dtype)   # one copy into x's memory order
+            aligned[...] = dout
+            dout = aligned
+        tiled = s == k and x.shape[2] == k * h_out and x.shape[3] == k * w_out
+        # Windows that tile x write every element of dx; otherwise some get nothing.
+        dx = (np.empty_like if tiled else np.zeros_like)(x, dtype=dout.dtype)
+        for o, _, _, rows, cls in _window_slices(k, s, h_out, w_out):
             if s >= k:   # windows do not overlap: each input element gets at most one value
-                np.multiply(dout, hit, out=dx[:, :, rows, cls])
+                np.multiply(dout, winner == o, out=dx[:, :, rows, cls])
             else:
-                dx[:, :, rows, cls] += dout * hit
+                dx[:, :, rows, cls] += dout * (winner == o)
         return dx
 
 

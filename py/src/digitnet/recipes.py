@@ -8,8 +8,10 @@ convention; equal to lr 0.256 on the mean gradient at batch 256), batch 256, 5 e
 ``default`` trains the same architecture well (Adam, random 2-px shifts, cosine-decayed
 learning rate, 30 epochs); it is what the site ships pretrained. The MLP's also gives half
 the images a random affine map and half the 0s, 1s, 7s and 9s a style MNIST lacks each
-epoch (chosen by accuracy on drawn digits and MNIST alike; the CNN gained nothing from
-it). The CNN has both recipes too.
+epoch (chosen by accuracy on drawn digits and MNIST alike). The CNN has both recipes
+too; its default trains 45 epochs with an affine map on a quarter of the images, chosen
+on 1,000 digits held out of the training split and on the drawn dev set (99.0% and 97.8%,
+against 98.8% and 97.5% for 30 epochs of shifts only; styles cost it MNIST accuracy).
 """
 from __future__ import annotations
 
@@ -62,7 +64,8 @@ RECIPES = {
     ("cnn", "tutorial"): Recipe(model="cnn", init="he", optimizer="sgd", lr=1e-3, batch_size=256,
                                 epochs=5, augment_shift=0, loss_reduction="sum"),
     ("cnn", "default"): Recipe(model="cnn", init="he", optimizer="adam", lr=1e-3, batch_size=64,
-                               epochs=30, augment_shift=2, lr_schedule="cosine"),
+                               epochs=45, augment_shift=2, lr_schedule="cosine",
+                               augment_affine=0.25),
 }
 MODEL_NAMES = tuple(sorted({m for m, _ in RECIPES}))
 RECIPE_NAMES = tuple(sorted({r for _, r in RECIPES}))
