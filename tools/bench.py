@@ -40,7 +40,7 @@ from digitnet.bench import summary  # noqa: E402
 from tools.bench_common import KINDS, REPS, TRAIN_SIZES, log, paired_runs  # noqa: E402
 from tools.bench_page import page_measurements  # noqa: E402
 from tools.bench_report import PATHS, assemble, markdown, targets  # noqa: E402
-from tools import bench_tfjs  # noqa: E402
+from tools import bench_tfjs, bench_workers  # noqa: E402
 from tools.common import DIST  # noqa: E402
 from tools.drawn_eval import evaluate  # noqa: E402
 from tools.drawn_set import load_strokes  # noqa: E402
@@ -260,6 +260,11 @@ def run(out: Path, quick: bool = False, do_build: bool = True) -> dict:
             tfjs = bench_tfjs.tfjs_measurements(quick)
         except Exception as e:  # reported (and failed by check), the other figures kept
             tfjs = {"error": str(e).strip().splitlines()[0][:300]}
+        log("page: training on 1 and on all workers (the panel)")
+        try:  # quick mode skips it: the training workers take a while to start
+            workers = {"skipped": "quick mode"} if quick else bench_workers.measure_site(dist)
+        except Exception as e:
+            workers = {"error": str(e).strip().splitlines()[0][:300]}
     accuracy = accuracy_measurements(dist)
     first = cpy["cpython_numpy"]
     meta.update({"python": first["python"], "numpy": first["numpy"], "chromium": pg["chromium"],
@@ -267,6 +272,11 @@ def run(out: Path, quick: bool = False, do_build: bool = True) -> dict:
                  "load_average_1min_during": summary(sampler.samples or [0.0]),
                  "run_s": time.perf_counter() - t0})
     results = assemble(cpy, pg, accuracy, meta)
+    results["page_workers"] = workers
+    if "workers" in workers:
+        results["training"]["mlp_seed"][bench_tfjs.PAGE_WORKERS] = {
+            "examples_per_s": workers["examples_per_s"][str(workers["workers"])],
+            "workers": workers["workers"]}
     results["tfjs"] = tfjs
     results["vs_tfjs"] = bench_tfjs.comparison(tfjs, bench_tfjs.digitnet_rows(results),
                                                bench_tfjs.digitnet_cnn(results))

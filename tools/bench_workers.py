@@ -99,19 +99,24 @@ def measure(base_url: str, epochs: int, rounds: int, drawings: int) -> dict:
             "latency_ms_idle": stats(idle), "latency_ms_while_training": stats(busy)}
 
 
+def measure_site(dist: Path, epochs: int = 3, rounds: int = 2, drawings: int = 20) -> dict:
+    """`measure` against a local server for the built site in `dist`."""
+    httpd = make_server(dist, "127.0.0.1", 0, quiet=True)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        return measure(f"http://127.0.0.1:{httpd.server_address[1]}/", epochs, rounds, drawings)
+    finally:
+        httpd.shutdown()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--drawings", type=int, default=20)
     a = ap.parse_args()
-    httpd = make_server(ROOT / "dist", "127.0.0.1", 0, quiet=True)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
     load_before = os.getloadavg()
-    try:
-        out = measure(f"http://127.0.0.1:{httpd.server_address[1]}/", a.epochs, a.rounds, a.drawings)
-    finally:
-        httpd.shutdown()
+    out = measure_site(ROOT / "dist", a.epochs, a.rounds, a.drawings)
     out.update(load_before=load_before, load_after=os.getloadavg(), cpus=os.cpu_count())
     print(json.dumps(out, indent=1))
 
