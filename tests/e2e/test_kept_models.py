@@ -298,8 +298,15 @@ def test_stop_while_scipy_loads_keeps_no_model_and_the_previous_one_stays(browse
     # No service worker, so the page's routes see the worker's package downloads.
     context = browser.new_context(base_url=base_url, viewport={"width": 1280, "height": 900},
                                   service_workers="block")
-    held = []
-    context.route(re.compile(r"/pyodide/(scipy|openblas)[^/]*$"), lambda route: held.append(route))
+    held, holding = [], [True]
+
+    def hold(route):
+        if holding[0]:
+            held.append(route)
+        else:
+            route.continue_()
+
+    context.route(re.compile(r"/pyodide/(scipy|openblas)[^/]*$"), hold)
     try:
         page = new_page(context, base_url, enabled="[data-testid=train]")
         pretrained = settle(page)
@@ -315,12 +322,10 @@ def test_stop_while_scipy_loads_keeps_no_model_and_the_previous_one_stays(browse
             page.wait_for_timeout(100)
         assert held, "scipy's download was not held"
         page.get_by_test_id("stop").click()
-        for route in held:                      # scipy arrives after Stop
-            route.continue_()
-        held.clear()
-        assert outcome(page) == "stopped"
+        holding[0] = False                      # scipy arrives after Stop, for every worker
         for route in held:
             route.continue_()
+        assert outcome(page) == "stopped"
         status = page.inner_text("#train-status")
         assert label == "the pretrained CNN"
         assert status == f"Stopped before training began, so no model was made; the pad still uses {label}."
