@@ -12,8 +12,13 @@ def test_index_loads_with_a_title(page, base_url):
 def test_offsite_requests_are_seen_even_from_a_worker(page, base_url):
     """Negative control for the 'no request leaves the origin' checks: a worker's fetch to
     another host must show up in page.offsite_requests() (and is refused by the proxy)."""
-    page.goto(base_url)
-    page.evaluate("""() => new Promise((resolve) => {
+    # A page of the site's origin without the site's Content-Security-Policy, which would
+    # refuse both the blob: worker and the off-site fetch before any request is made.
+    page.route("**/csp-free-probe.html", lambda route: route.fulfill(
+        body="<!doctype html><title>probe</title>", content_type="text/html"))
+    page.goto(base_url + "csp-free-probe.html")
+    page.evaluate("""() => new Promise((resolve, reject) => {
+        setTimeout(() => reject(new Error("the worker did not answer")), 30000);
         const src = 'fetch("http://offsite.invalid/probe.js").catch(() => 0)' +
                     '.finally(() => postMessage("done"));';
         const w = new Worker(URL.createObjectURL(new Blob([src], {type: "text/javascript"})));
