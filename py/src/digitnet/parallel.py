@@ -45,6 +45,8 @@ def share_gradient(model: Sequential, x: np.ndarray, targets: np.ndarray) -> tup
     Returns (the summed loss, how many of the n the model got right)."""
     model.zero_grad()
     if len(x) == 0:
+        for p in model.parameters():
+            p.grad.fill(0)  # zero_grad only marks it; the flat buffer must hold zeros
         return 0.0, 0
     with np.errstate(over="ignore", invalid="ignore"):  # divergence is the caller's to see
         logits = model.logits(x, training=True)
