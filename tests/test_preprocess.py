@@ -232,3 +232,14 @@ def test_label_a_spiral_and_an_empty_mask():
     labels, n = label(spiral)
     assert n == len(flood_fill_pieces(spiral)) and ((labels > 0) == spiral).all()
     assert label(np.zeros((5, 4), bool))[1] == 0
+
+
+def test_paper_statistics_of_8_bit_images_are_the_medians():
+    """The counted medians of a uint8 image equal numpy's medians of the float image."""
+    from digitnet.preprocess import _gray, _paper
+    rng = np.random.default_rng(3)
+    images = [rng.integers(0, 256, shape).astype(np.uint8) for shape in [(2, 2), (3, 5), (9, 8), (100, 7)]]
+    images += [render(d, rng) for d in data.load_bundle().x_test[:20]]
+    images += [np.full((10, 10), 200, np.uint8)]        # all paper: no noise at all
+    for img in images:
+        np.testing.assert_allclose(_paper(_gray(img), img), _paper(_gray(img)), rtol=0, atol=1e-12)

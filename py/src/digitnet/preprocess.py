@@ -67,13 +67,31 @@ def _gray(gray: np.ndarray) -> np.ndarray:
     return g
 
 
-def _paper(g: np.ndarray) -> tuple[float, float, float]:
-    """(paper level, paper noise, share of pixels near the paper level) of an image.
+def _median_of_counts(steps: np.ndarray) -> float:
+    """np.median of an array of non-negative ints, by counting them (no sort)."""
+    counts = np.cumsum(np.bincount(steps.ravel()))
+    n = int(counts[-1])
+    lo = int(np.searchsorted(counts, (n - 1) // 2, side="right"))
+    hi = int(np.searchsorted(counts, n // 2, side="right"))
+    return (lo + hi) / 2
+
+
+def _paper(g: np.ndarray, eight_bit: np.ndarray | None = None) -> tuple[float, float, float]:
+    """(paper level, paper noise, share of pixels near the paper level) of an image;
+    ``eight_bit``: the same image as uint8, if it came as such (its medians are counted).
 
     The paper level is the image's median: ink covers less than half of any drawing,
     even when it runs along the border (a frame), so the median is paper whichever the
     polarity. The noise is a robust spread of the pixels near that level.
     """
+    if eight_bit is not None:   # the same medians as below, up to rounding, in O(n)
+        twice = 2 * eight_bit.astype(np.int32)
+        middle = int(2 * _median_of_counts(eight_bit))        # twice the paper level
+        background = middle / 510
+        near = np.abs(g - background)
+        paper = near < 0.25
+        noise = 1.4826 * _median_of_counts(np.abs(twice[paper] - middle)) / 510 if paper.any() else 0.0
+        return background, noise, float((near < PAPER_BAND).mean())
     background = float(np.median(g))
     near = np.abs(g - background)
     paper = near[near < 0.25]
@@ -91,7 +109,11 @@ def ink_map(gray: np.ndarray) -> np.ndarray | None:
     g = _gray(gray)
     if min(g.shape) < 2:
         raise ValueError(f"expected an image at least 2x2 pixels, got shape {g.shape}")
-    return _ink(g, _paper(g))
+    return _ink(g, _paper(g, _eight_bit(gray)))
+
+
+def _eight_bit(gray) -> np.ndarray | None:
+    return gray if isinstance(gray, np.ndarray) and gray.dtype == np.uint8 else None
 
 
 def _ink(g: np.ndarray, paper: tuple[float, float, float]) -> np.ndarray | None:
@@ -153,7 +175,7 @@ def prepare(gray: np.ndarray) -> Prepared:
     g = _gray(gray)
     if min(g.shape) < MIN_SIDE:
         return Prepared(EMPTY, None, f"the image is only {g.shape[1]}x{g.shape[0]} pixels")
-    paper = _paper(g)
+    paper = _paper(g, _eight_bit(gray))
     ink = _ink(g, paper)
     if paper[2] < MIN_PAPER:
         return Prepared(NOT_A_DIGIT, None if ink is None else frame_ink(ink),
