@@ -36,6 +36,12 @@ def open_page(browser, base_url: str, enabled: str, **context_options):
     errors in ``page.errors``. Close it with ``page.context.close()``."""
     context = browser.new_context(base_url=base_url, viewport={"width": 1280, "height": 900},
                                   **context_options)
+    return page_in(context, base_url, enabled)
+
+
+def page_in(context, base_url: str, enabled: str):
+    """A new page (tab) of `context` on the site, ready with `enabled` usable; page errors
+    are recorded in ``page.errors``."""
     page = context.new_page()
     page.errors = []
     page.on("pageerror", lambda e: page.errors.append(str(e)))

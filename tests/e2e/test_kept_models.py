@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from helpers import SHAPES, classify_drawing, probabilities, wait_ready
+from helpers import SHAPES, classify_drawing, page_in, probabilities
 
 NO_STORAGE = ("IDBFactory.prototype.open = function () {"
               " throw new DOMException('Storage is disabled.', 'SecurityError'); };")
@@ -16,12 +16,7 @@ TRAIN_TIMEOUT = 120_000
 
 
 def new_page(context, base_url, enabled="[data-testid=import]"):
-    page = context.new_page()
-    page.errors = []
-    page.on("pageerror", lambda e: page.errors.append(str(e)))
-    page.goto(base_url)
-    wait_ready(page, enabled=enabled)
-    return page
+    return page_in(context, base_url, enabled)
 
 
 def draw(page, digit):
