@@ -32,6 +32,8 @@ def run_replicas(bundle, settings, world, max_batches=None):
         losses, corrects = [o["loss"] for o in outs], [o["correct"] for o in outs]
         recs = [r.apply([None if j == k else g for j, g in enumerate(sent)], losses, corrects)
                 for k, r in enumerate(reps)]
+        if recs[0]["kind"] == "epoch" and world > 1:
+            reps[0].validated([rec["val_correct"] for rec in recs])
         records.append(recs[0])
         if recs[0]["kind"] == "diverged":
             assert all(rec["kind"] == "diverged" for rec in recs)
@@ -140,7 +142,7 @@ def test_worker_api_runs_a_replica_pair_and_stops(bundle):
         a.start_replica({"recipe": "tutorial", "epochs": 2}, k, 2)
     for _ in range(5):
         outs = [a.replica_compute() for a in apis]
-        sent = [bytearray(o["grad"].tobytes()) for o in outs]
+        sent = [bytearray(a.replica_gradient().tobytes()) for a in apis]
         for k, a in enumerate(apis):
             rec = a.replica_apply([None if j == k else g for j, g in enumerate(sent)],
                                   [o["loss"] for o in outs], [o["correct"] for o in outs])

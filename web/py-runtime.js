@@ -60,6 +60,23 @@ self.PyRuntime = (() => {
     }
   }
 
+  /** Copy the float32 numpy array a WorkerAPI method returns into `target` (a Float32Array
+   * of the same length, or a new one when it is missing or another size) and return it:
+   * one copy out of Python's memory, into memory the caller can reuse. */
+  function callInto(name, target) {
+    methods[name] ??= api[name];
+    const array = methods[name]();
+    const view = array.getBuffer("f32");
+    try {
+      if (!target || target.length !== view.data.length) target = new Float32Array(view.data.length);
+      target.set(view.data);
+      return target;
+    } finally {
+      view.release();
+      array.destroy();
+    }
+  }
+
   /** The buffers of a result's typed arrays (nested objects too), transferred, not copied. */
   function buffersOf(obj) {
     return Object.values(obj).flatMap((v) => (ArrayBuffer.isView(v) ? [v.buffer]
@@ -129,7 +146,7 @@ self.PyRuntime = (() => {
   }
 
   return {
-    BASE, t0, timings, blas, fetchOk, loadPackages, call, pythonMessage, boot, ensureBlas, serve,
+    BASE, t0, timings, blas, fetchOk, loadPackages, call, callInto, pythonMessage, boot, ensureBlas, serve,
     heapBytes: () => pyodide._module.HEAPU8.length,
   };
 })();

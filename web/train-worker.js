@@ -7,12 +7,13 @@
  * rank-ordered sum of all of them, so every worker holds the same weights. Worker 0
  * reports progress, decides when to stop (its stop travels in place of its gradient, so
  * every worker stops at the same batch) and returns the model.
- * Peer message: {grad: Float32Array, loss, correct, heap} | {stop: true}.
+ * Peer message: {grad: Float32Array, loss, correct, heap} | {stop: true}
+ *               | {valCorrect} (to worker 0, at an epoch's end).
  */
 "use strict";
 
 importScripts("py-runtime.js");
-const { BASE, fetchOk, call, heapBytes, ensureBlas, blas } = self.PyRuntime;
+const { BASE, fetchOk, call, callInto, heapBytes, ensureBlas, blas } = self.PyRuntime;
 const SLICE_S = 0.12; // worker 0 reports about this often (seconds)
 const run = { going: false, stop: false };
 
@@ -43,14 +44,28 @@ class Inbox {
   }
 }
 
-/** This worker's gradient to every peer: the last one gets the buffer itself, the others
- * copies (two workers: no copy at all). */
-function sendToPeers(ports, rank, out) {
-  const peers = ports.filter((port, j) => port && j !== rank);
-  peers.forEach((port, i) => {
-    const grad = i === peers.length - 1 ? out.grad : out.grad.slice();
+/** This worker's gradient (copied out of Python into `spare` buffers: the ones peers sent
+ * earlier, whose contents are already in Python, so a run stops allocating after its first
+ * batch) to every peer over its port, transferred, not copied. */
+function sendToPeers(ports, rank, out, spare) {
+  for (const port of ports) {
+    if (!port) continue;
+    const grad = callInto("replica_gradient", spare.pop());
     port.postMessage({ grad, loss: out.loss, correct: out.correct, heap: heapBytes() }, [grad.buffer]);
-  });
+  }
+}
+
+/** At an epoch's end each worker has measured its share of the test split: the others
+ * send their counts to worker 0, which adds them up (messages from one peer keep their
+ * order, so a count arrives before that worker's next gradient). */
+async function addUpValidation(record, rank, world, ports, inboxes) {
+  if (rank !== 0) {
+    ports[0].postMessage({ valCorrect: record.val_correct });
+    return;
+  }
+  const counts = [record.val_correct];
+  for (let j = 1; j < world; j++) counts.push((await inboxes[j].next()).valCorrect);
+  call("replica_validated", counts);
 }
 
 /** One training run's share. {settings, rank, world, ports: a MessagePort per rank (null at
@@ -62,6 +77,7 @@ async function train({ settings, rank, world, ports }, post) {
   Object.assign(run, { going: true, stop: false });
   const inboxes = ports.map((port) => port && new Inbox(port));
   const heaps = new Array(world).fill(0);
+  const spare = []; // gradient buffers to reuse (see sendToPeers)
   try {
     call("start_replica", settings, rank, world);
     if (rank === 0) post({ phase: "start", matmul: blas.enabled ? "sgemm" : "numpy", note: blas.note, workers: world });
@@ -77,7 +93,7 @@ async function train({ settings, rank, world, ports }, post) {
       }
       const out = call("replica_compute");
       if (out === null) break; // the run is over: every worker ends at the same batch
-      sendToPeers(ports, rank, out);
+      sendToPeers(ports, rank, out, spare);
       const grads = [], losses = [], corrects = [];
       let stopped = false;
       const waitStart = performance.now();
@@ -95,7 +111,9 @@ async function train({ settings, rank, world, ports }, post) {
         break;
       }
       record = call("replica_apply", grads, losses, corrects);
+      for (const grad of grads) if (grad) spare.push(grad); // now copied into Python
       if (record.kind === "diverged") break;
+      if (record.kind === "epoch" && world > 1) await addUpValidation(record, rank, world, ports, inboxes);
       if (rank === 0 && (record.kind === "epoch" || performance.now() - sliceStart >= SLICE_S * 1000)) {
         post({ ...call("replica_report"), heapBytes: heapBytes(), heaps, wait_s: waitMs / 1000, elapsed_s: (performance.now() - started) / 1000 });
         sliceStart = performance.now();

@@ -72,6 +72,9 @@ def test_two_worker_run_completes_with_charts_log_and_results(wp):
     assert wp.get_attribute('[data-testid="chart-epochs"]', "data-points") == "2"
     acc = float(wp.get_attribute('[data-testid="test-accuracy"]', "data-value"))
     assert 0.75 <= acc <= 1.0  # two epochs of the tutorial recipe (~0.83 on one worker)
+    # Each worker measured its share of the test split; their sum is the whole split's.
+    last_test = re.search(r"test (\d+\.\d{2})%", lines[-1])
+    assert last_test and float(last_test.group(1)) == round(acc * 100, 2), (lines[-1], acc)
     speed = wp.get_by_test_id("train-speed")
     assert float(speed.get_attribute("data-value")) > 100
     assert "on 2 workers" in speed.inner_text()

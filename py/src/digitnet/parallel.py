@@ -24,7 +24,7 @@ from .data import batches, one_hot, random_shift
 from .losses import softmax_cross_entropy
 from .model import Sequential, dumps
 from .recipes import model_and_optimizer, recipe_for
-from .train import cosine_lr, evaluate
+from .train import cosine_lr
 
 
 def flat_gradients(model: Sequential) -> np.ndarray:
@@ -67,8 +67,9 @@ class Replica:
     Drive it batch by batch: ``compute()`` (None when the run is over), send the gradient
     to the other replicas, then ``apply(grads, losses, corrects)`` with every replica's
     values in rank order. States: "running", "done", "stopped", "diverged" (the loss
-    stopped being finite; the model keeps its last finite-loss weights). Rank 0 also
-    measures each epoch on ``dataset``'s test split and makes the reports.
+    stopped being finite; the model keeps its last finite-loss weights). At each epoch's
+    end every replica counts the digits it gets right in its share of ``dataset``'s test
+    split; rank 0 adds the counts up (``validated``) and makes the reports.
     """
 
     def __init__(self, dataset, settings: dict, rank: int = 0, world: int = 1,
@@ -139,7 +140,9 @@ class Replica:
         """Add every replica's gradient in rank order (None = this replica's own
         ``self.grad``; others: (P,) float32 buffers), divide by the batch size for a mean
         loss, and take the optimiser step; the batch record (kind "batch"), or, after an
-        epoch's last batch, the epoch record (kind "epoch", rank 0 adds "val_accuracy").
+        epoch's last batch, the epoch record (kind "epoch").
+        The epoch record has "val_correct": this replica's right answers in its share of
+        the test split (one replica: also "val_accuracy"; more: see ``validated``).
         A non-finite loss ends the run instead: state "diverged", the last finite-loss
         weights restored, and the record {"kind": "diverged", "message"}."""
         epoch, b, idx = self._batch
@@ -187,13 +190,22 @@ class Replica:
                   "seen": self.seen, "train_time": self.train_time,
                   "examples_per_s": examples / s[3] if s[3] > 0 else 0.0}
         self._epoch_stats = [0.0, 0.0, 0, 0.0]
-        if self.rank == 0:
-            with self._backend():
-                record["val_accuracy"] = evaluate(self.model, self.data.x_test, self.data.y_test)
+        x_val, y_val = self.data.x_test, self.data.y_test
+        start, stop = share_bounds(len(y_val), self.rank, self.world)
+        with self._backend():
+            predicted = self.model.predict(x_val[start:stop]) if stop > start else y_val[:0]
+        record["val_correct"] = int((predicted == y_val[start:stop]).sum())
+        if self.world == 1:
+            record["val_accuracy"] = record["val_correct"] / len(y_val)
         self.epochs.append(record)
         if epoch == self.recipe.epochs - 1:
             self.state = "done"
         return record
+
+    def validated(self, counts: list) -> None:
+        """Rank 0 of several: every replica's "val_correct" for the epoch just ended, in
+        rank order -> that epoch record's "val_accuracy" on the whole test split."""
+        self.epochs[-1]["val_accuracy"] = sum(int(c) for c in counts) / len(self.data.y_test)
 
     def stop(self) -> None:
         """End the run before its next batch (every replica must stop at the same one)."""

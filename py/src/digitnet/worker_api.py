@@ -235,9 +235,15 @@ class WorkerAPI:
         return self.replica
 
     def replica_compute(self) -> dict | None:
-        """The next batch's share: {grad: (P,) float32 summed gradient, loss: summed over
-        the share, correct}; None when the run is over."""
-        return self._require_replica().compute()
+        """The next batch's share: {loss: summed over the share, correct}; its summed
+        gradient is then `replica_gradient()`. None when the run is over."""
+        out = self._require_replica().compute()
+        return None if out is None else {"loss": out["loss"], "correct": out["correct"]}
+
+    def replica_gradient(self) -> np.ndarray:
+        """(P,) float32: the summed gradient of the share `replica_compute` just did (the
+        replica's own buffer, overwritten by the next batch: copy it out before then)."""
+        return self._require_replica().grad
 
     def replica_apply(self, grads, losses, corrects) -> dict:
         """Every worker's (grad, loss, correct) in rank order (grad None for this worker's
@@ -245,6 +251,11 @@ class WorkerAPI:
         buffers = [None if g is None else memoryview(g) for g in grads]
         return self._require_replica().apply(buffers, [float(v) for v in losses],
                                              [int(v) for v in corrects])
+
+    def replica_validated(self, counts) -> None:
+        """Rank 0: every worker's right answers on its share of the test split at the
+        epoch just ended, in rank order (`Replica.validated`)."""
+        self._require_replica().validated([int(c) for c in counts])
 
     def replica_stop(self) -> None:
         """End the run before its next batch (every worker stops at the same one)."""
