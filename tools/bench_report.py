@@ -77,6 +77,10 @@ def targets(r: dict) -> list[dict]:
     workers_x = pw.get("speedup_median") or (many / one if one and many else None)
     busy = (pw.get("latency_ms_while_training") or {}).get("p95")
     workers_tfjs = vs.get("page_workers", {}).get("over_tfjs_fastest_loop")
+    cnn_rates = pw.get("cnn_examples_per_s") or {}
+    cnn_many = cnn_rates.get(str(pw.get("workers")), {}).get("median")
+    cnn_1thread = (r["training"].get("cnn_seed") or {}).get("cpython_numpy_1thread") or {}
+    cnn_ratio = cnn_1thread.get("ratio_to_limit")
     rows = [
         ("navigation → ready, cold", "≤ 4,000 ms", load["cold_ms"]["median"], "{:,.0f} ms",
          load["cold_ms"]["median"] <= 4000),
@@ -94,6 +98,10 @@ def targets(r: dict) -> list[dict]:
          workers_x is not None and workers_x >= 1.7),
         ("tutorial MLP in the page, all workers ÷ TF.js's fastest loop (same run)", "≥ 1.0×",
          workers_tfjs, "{:.2f}×", workers_tfjs is not None and workers_tfjs >= 1.0),
+        ("tutorial CNN in the page, all workers", "≥ 1,075 examples/s (2.5 × 430)", cnn_many,
+         "{:,.0f} examples/s", cnn_many is not None and cnn_many >= 1075),
+        ("tutorial CNN in CPython (1 BLAS thread), share of the matmul-bound limit", "≥ 50 %",
+         None if cnn_ratio is None else 100 * cnn_ratio, "{:.0f} %", cnn_ratio is not None and cnn_ratio >= 0.5),
         ("stroke end → probabilities while all workers train, p95", "≤ 60 ms", busy, "{:.1f} ms",
          busy is not None and busy <= 60),
         ("training panel: longest main-thread task while training", "≤ 200 ms",
@@ -176,7 +184,18 @@ def workers_lines(pw) -> list[str]:
         + "; ".join(" / ".join(mb(b) for b in (epoch or [])) for epoch in heaps) + " | "
         f"{idle['median']:.1f} / {idle['p95']:.1f} ms | {busy['median']:.1f} / {busy['p95']:.1f} ms |",
         "",
+        *cnn_workers_lines(pw.get("cnn_examples_per_s"), n),
     ]
+
+
+def cnn_workers_lines(rates, n: str) -> list[str]:
+    """The tutorial CNN's one-epoch runs on 1 and n workers, if measured."""
+    if not rates or "1" not in rates or n not in rates:
+        return []
+    one, many = rates["1"]["median"], rates[n]["median"]
+    return [f"The tutorial CNN, one epoch per run through the same panel: 1 worker "
+            f"{one:,.0f} examples/s, {n} workers {many:,.0f} examples/s ({many / one:.2f}×; "
+            f"{rates[n]['n']} runs each).", ""]
 
 
 def accuracy_lines(acc: dict) -> list[str]:

@@ -4,7 +4,8 @@
 
 For 1 and N workers (interleaved, `--rounds` times): the seed MLP (tutorial recipe) trained
 with the page's own panel, examples/s of each completed epoch (the panel's train-speed) and
-each worker's heap per epoch. Then stroke-to-probabilities latency with no training and
+each worker's heap per epoch; the tutorial CNN for one epoch on 1 and N workers
+(`--cnn-rounds` times). Then stroke-to-probabilities latency with no training and
 while N workers train the default MLP recipe. Prints JSON, with the machine's load
 averages before and after (this is a shared machine: say so with the figures).
 """
@@ -30,10 +31,11 @@ DONE = ("() => document.querySelector('#train').dataset.training === 'idle'"
         " && document.querySelector('#train').dataset.outcome")
 
 
-def train(page, workers: int, recipe: str, epochs: int, wait: bool = True) -> dict | None:
+def train(page, workers: int, recipe: str, epochs: int, wait: bool = True,
+          model: str = "mlp") -> dict | None:
     """One run of the page's panel; with `wait`, its per-epoch speeds and heaps."""
     page.select_option('[data-testid="workers"]', str(workers))
-    page.select_option("#t-model", "mlp")
+    page.select_option("#t-model", model)
     page.select_option("#t-preset", recipe)
     page.fill("#t-epochs", str(epochs))
     page.evaluate("document.querySelector('#train').dataset.outcome = '';"
@@ -68,7 +70,7 @@ def stats(values: list[float]) -> dict:
             "max": s[-1], "n": len(s)}
 
 
-def measure(base_url: str, epochs: int, rounds: int, drawings: int) -> dict:
+def measure(base_url: str, epochs: int, rounds: int, drawings: int, cnn_rounds: int = 1) -> dict:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -84,6 +86,10 @@ def measure(base_url: str, epochs: int, rounds: int, drawings: int) -> dict:
             for n in (1, most):
                 runs[n].append(train(page, n, "tutorial", epochs))
         rates = {n: [s for r in rs for s in r["speeds"][1:] or r["speeds"]] for n, rs in runs.items()}
+        cnn = {1: [], most: []}  # one epoch each: the tutorial CNN is ~20x slower
+        for _ in range(cnn_rounds):
+            for n in (1, most):
+                cnn[n] += train(page, n, "tutorial", 1, model="cnn")["speeds"]
         idle = latencies(page, drawings)
         train(page, most, "default", 30, wait=False)
         page.wait_for_function("() => window.digitnetTraining.speeds.length >= 1", timeout=300_000)
@@ -94,17 +100,20 @@ def measure(base_url: str, epochs: int, rounds: int, drawings: int) -> dict:
     one, many = statistics.median(rates[1]), statistics.median(rates[most])
     return {"workers": most, "examples_per_s": {"1": stats(rates[1]), str(most): stats(rates[most])},
             "speedup_median": many / one,
+            "cnn_examples_per_s": {str(n): stats(v) for n, v in cnn.items() if v},
             "heaps_per_epoch": {str(n): [r["heaps"] for r in rs] for n, rs in runs.items()},
             "worker0_seconds": {str(n): [r["time"] for r in rs] for n, rs in runs.items()},
             "latency_ms_idle": stats(idle), "latency_ms_while_training": stats(busy)}
 
 
-def measure_site(dist: Path, epochs: int = 3, rounds: int = 2, drawings: int = 20) -> dict:
+def measure_site(dist: Path, epochs: int = 3, rounds: int = 2, drawings: int = 20,
+                 cnn_rounds: int = 1) -> dict:
     """`measure` against a local server for the built site in `dist`."""
     httpd = make_server(dist, "127.0.0.1", 0, quiet=True)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     try:
-        return measure(f"http://127.0.0.1:{httpd.server_address[1]}/", epochs, rounds, drawings)
+        return measure(f"http://127.0.0.1:{httpd.server_address[1]}/", epochs, rounds, drawings,
+                       cnn_rounds)
     finally:
         httpd.shutdown()
 
@@ -114,9 +123,10 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--drawings", type=int, default=20)
+    ap.add_argument("--cnn-rounds", type=int, default=1, help="tutorial CNN runs (1 epoch) per worker count")
     a = ap.parse_args()
     load_before = os.getloadavg()
-    out = measure_site(ROOT / "dist", a.epochs, a.rounds, a.drawings)
+    out = measure_site(ROOT / "dist", a.epochs, a.rounds, a.drawings, a.cnn_rounds)
     out.update(load_before=load_before, load_after=os.getloadavg(), cpus=os.cpu_count())
     print(json.dumps(out, indent=1))
 
