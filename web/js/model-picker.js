@@ -19,8 +19,8 @@ export function init() {
   const refreshSoon = () => refresh().catch(() => {});
   els.select.addEventListener("pointerdown", refreshSoon);
   els.select.addEventListener("focus", refreshSoon);
-  padModel.onChange((current) => {
-    els.select.value = padModel.keyOf(current);
+  padModel.onChange(() => {
+    els.select.value = padModel.keyOf(padModel.shownChoice());
     refreshSoon();
   });
   padModel.onStatus((text, kind) => {
@@ -39,8 +39,8 @@ export function showPretrained() {
   });
   els.select.querySelectorAll(":scope > option").forEach((o) => o.remove());
   els.select.prepend(...options);
-  // The remembered choice, which the pad switches to as soon as the worker is ready.
-  els.select.value = `pretrained:${padModel.preferredPretrained()}`;
+  // At start-up: the remembered choice, which the pad switches to once the worker is ready.
+  els.select.value = padModel.keyOf(padModel.shownChoice());
 }
 
 /** The worker is ready: the selector can be used. */
@@ -92,6 +92,5 @@ export async function refresh() {
     }
     group.replaceChildren(...options);
   }
-  // Mid-switch the selector keeps the user's latest pick; settled, it shows the pad's model.
-  if (document.documentElement.dataset.padModel !== "switching") els.select.value = padModel.keyOf(current);
+  els.select.value = padModel.keyOf(padModel.shownChoice());
 }

@@ -18,6 +18,7 @@ const workerReady = new Promise((resolve) => (enableWorker = resolve));
 let current = null; // known once configured
 const loaded = new Set(); // pretrained models the worker has already fetched
 let waiting = null; // the newest request not started: {choice, resolve, reject}
+let heading = null; // the latest choice asked for and not yet settled (the selector shows it)
 let draining = null; // Promise while requests are being applied
 const changeListeners = new Set();
 const statusListeners = new Set();
@@ -38,6 +39,9 @@ export function configure(manifest) {
   defaultName = manifest.default_model in (manifest.models || {}) ? manifest.default_model : shipped[0];
   current = { kind: "pretrained", name: defaultName };
   loaded.add(defaultName);
+  // A remembered other choice: switched to as soon as the worker is ready.
+  const preferred = preferredPretrained();
+  if (preferred !== defaultName) heading = { kind: "pretrained", name: preferred };
   root.dataset.padModel = keyOf(current);
   for (const fn of changeListeners) fn(current, { changed: false });
 }
@@ -70,6 +74,12 @@ export function currentModel() {
   return current;
 }
 
+/** What the selector shows: the choice the pad is switching to (the user's latest pick, or
+ * the remembered one at start-up), else the model in use. */
+export function shownChoice() {
+  return heading ?? current;
+}
+
 /** fn(current, {changed}) after every settled switch (changed: false when no model was
  * loaded: it failed, or the choice was already in use). */
 export function onChange(fn) {
@@ -89,7 +99,7 @@ function status(text, kind = "info") {
 export function enable(workerClient) {
   client = workerClient;
   enableWorker();
-  if (preferredPretrained() !== defaultName) switchTo({ kind: "pretrained", name: preferredPretrained() });
+  if (heading) switchTo(heading);
 }
 
 /** Resolves once no switch is in progress (classifications wait for it). */
@@ -107,6 +117,7 @@ export function switchTo(choice) {
   return new Promise((resolve, reject) => {
     waiting?.resolve(false); // replaced before it started
     waiting = { choice, resolve, reject };
+    heading = choice;
     root.dataset.padModel = "switching";
     if (!draining) draining = drain().finally(() => (draining = null));
   });
@@ -142,6 +153,7 @@ async function drain() {
       reject(err);
     }
   }
+  heading = null;
   root.dataset.padModel = keyOf(current);
   if (current.kind === "pretrained") remember(current.name);
   status(failure ? `Could not switch: ${failure.message}` : "", failure ? "error" : "info");
