@@ -174,6 +174,30 @@ def test_draw_segments_with_repeated_lines_equals_the_maximum_of_each_line_alone
     np.testing.assert_array_equal(A.draw_segments(x, segs, widths), want)
 
 
+def test_draw_segments_reaches_every_inked_pixel_near_edges_and_across_chunks():
+    """Segments are drawn in boxes around them: against the distance to each segment over
+    the whole field (float64), for lines crossing the edges, dots and long diagonals."""
+    rng = np.random.default_rng(9)
+    n = 2 * A.CHUNK + 7
+    segs = rng.uniform(-3, 30, (n, 2, 2, 2)).astype(np.float32)
+    segs[::5, 0, 1] = segs[::5, 0, 0]                     # dots
+    segs[::7, 1] = [[0.2, 0.3], [27.6, 27.9]]             # corner to corner
+    widths = rng.uniform(1.0, 3.5, n)
+    out = A.draw_segments(np.zeros((n, 28, 28), np.float32), segs, widths)
+    pix = np.stack(np.meshgrid(np.arange(28), np.arange(28), indexing="ij"), -1).astype(float)
+    want = np.zeros((n, 28, 28))
+    for k in range(2):
+        a, b = segs[:, k, 0].astype(float), segs[:, k, 1].astype(float)
+        d = b - a
+        t = ((pix[None] - a[:, None, None]) * d[:, None, None]).sum(-1) / np.maximum(
+            (d * d).sum(-1), 1e-6)[:, None, None]
+        near = a[:, None, None] + np.clip(t, 0, 1)[..., None] * d[:, None, None]
+        dist = np.sqrt(((near - pix[None]) ** 2).sum(-1))
+        want = np.maximum(want, np.clip(widths[:, None, None] / 2 + 0.5 - dist, 0, 1))
+    np.testing.assert_allclose(out, want, atol=1e-5)
+    assert (want > 0).sum() > 20 * n
+
+
 def test_continental_styles_add_ink_only_to_chosen_classes():
     x = digits(10)
     y = np.arange(10)

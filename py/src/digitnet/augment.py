@@ -238,32 +238,57 @@ def draw_segments(images: np.ndarray, segments: np.ndarray, widths: np.ndarray) 
 
 
 def _ink_segments(images, segments, widths):
-    """``draw_segments`` in place on float32 ``images``. A segment equal to the image's
-    previous one adds nothing (ink is a maximum), so it is not drawn again."""
-    n, flat = len(images), images.reshape(len(images), SIDE * SIDE)
+    """``draw_segments`` in place on C-contiguous float32 ``images``. A segment equal to
+    the image's previous one adds nothing (ink is a maximum), so it is not drawn again.
+    Each segment is drawn only in the box its ink can reach, in chunks of boxes of
+    similar size."""
+    n, flat = len(images), images.reshape(-1)
     reach = np.asarray(widths, np.float32) / 2 + 0.5
     for k in range(segments.shape[1]):
         rows = (np.arange(n) if k == 0 else
                 np.flatnonzero(np.any(segments[:, k] != segments[:, k - 1], axis=(1, 2))))
+        seg = segments[rows, k].astype(np.float32)                       # (R, 2, 2)
+        # Pixels the ink can reach: within ``reach`` of the segment's box, inside the field.
+        low = np.clip(np.ceil(seg.min(axis=1) - reach[rows, None]), 0, SIDE - 1).astype(int)
+        high = np.clip(np.floor(seg.max(axis=1) + reach[rows, None]), 0, SIDE - 1).astype(int)
+        size = np.maximum(high - low + 1, 1)                               # (R, 2) rows, cols
+        order = np.argsort(size[:, 0] * size[:, 1], kind="stable")
         for s in range(0, len(rows), CHUNK):
-            part = rows[s:s + CHUNK]
-            flat[part] = np.maximum(flat[part], _segment_ink(segments[part, k], reach[part]))
+            part = order[s:s + CHUNK]
+            box = size[part].max(axis=0)
+            origin = np.minimum(low[part], SIDE - box)                   # box inside the field
+            ink = _segment_ink(seg[part], reach[rows[part]], origin, box)
+            index = ((rows[part] * SIDE + origin[:, 0]) * SIDE + origin[:, 1])[:, None] + \
+                _box_offsets(*box)
+            flat[index] = np.maximum(flat[index], ink)
 
 
-def _segment_ink(segment, reach):
-    """(M, 2, 2) segments and (M,) float32 ink reaches -> (M, 784) ink of each segment."""
-    a = segment[:, 0].astype(np.float32)                                   # (M, 2)
-    d = segment[:, 1].astype(np.float32) - a
-    length2 = np.maximum((d * d).sum(axis=1), 1e-6)
-    # t = ((pixel - a) . d) / |d|^2 is linear in the pixel's (row, col, 1): one matmul.
-    coefs = np.concatenate([d, -(a * d).sum(axis=1, keepdims=True)], axis=1) / length2[:, None]
-    t = coefs @ GRID                                                       # (M, 784)
-    np.clip(t, 0.0, 1.0, out=t)
+def _box_offsets(h: int, w: int) -> np.ndarray:
+    """(h * w,) flat offsets in a 28-wide image of an h x w box's pixels, row-major."""
+    return (np.arange(h)[:, None] * SIDE + np.arange(w)).reshape(-1)
+
+
+def _segment_ink(segment, reach, origin, box):
+    """(M, 2, 2) segments ((row, col) ends) and (M,) float32 ink reaches -> (M, h * w) ink
+    of each segment on the (h, w) = ``box`` pixels from (M, 2) ``origin`` on, row-major."""
+    h, w = box
+    a = segment[:, 0]                                                      # (M, 2)
+    d = segment[:, 1] - a
+    length2 = np.maximum((d * d).sum(axis=1), 1e-6)[:, None]
+    # pixel - a, exactly (integers minus float32 values below 32), so a pixel's ink does
+    # not depend on where its box starts.
+    start = a - origin.astype(np.float32)                                  # exact
+    to_pixel = (np.arange(h, dtype=np.float32)[None, :, None] - start[:, 0, None, None],
+                np.arange(w, dtype=np.float32)[None, None, :] - start[:, 1, None, None])
+    to_pixel = [np.broadcast_to(v, (len(a), h, w)).reshape(len(a), h * w) for v in to_pixel]
+    t = to_pixel[0] * d[:, 0, None]
+    t += to_pixel[1] * d[:, 1, None]
+    t /= length2
+    np.clip(t, 0.0, 1.0, out=t)                                            # nearest point
     dist2 = None
     for axis in (0, 1):  # (a + t d - pixel)^2 along rows, then columns
         part = t * d[:, axis, None]
-        part += a[:, axis, None]
-        part -= GRID[axis]
+        part -= to_pixel[axis]
         part *= part
         dist2 = part if dist2 is None else np.add(dist2, part, out=dist2)
     ink = np.sqrt(dist2, out=dist2)
