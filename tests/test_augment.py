@@ -70,6 +70,19 @@ def test_warp_of_many_images_equals_warping_each_alone():
         np.testing.assert_array_equal(out[k], A.warp(x[k:k + 1], m[k:k + 1], disp[k:k + 1])[0])
 
 
+def test_warp_rows_in_place_changes_only_those_rows_as_warp_would():
+    n = A.CHUNK + 9
+    x = np.concatenate([digits(6, seed=s) for s in range(-(-n // 6))])[:n]
+    rows = np.flatnonzero(np.random.default_rng(6).random(n) < 0.6)
+    m = A.affine_matrices(len(rows), np.random.default_rng(7))
+    out = x.copy()
+    A.warp_rows(out, rows, m, None, out)
+    np.testing.assert_array_equal(out[rows], A.warp(x[rows], m))
+    rest = np.setdiff1d(np.arange(n), rows)
+    np.testing.assert_array_equal(out[rest], x[rest])
+    assert not np.array_equal(out[rows], x[rows])
+
+
 def test_rotation_by_90_degrees_rotates_the_array():
     x = digits(1)
     m = np.zeros((1, 2, 3))

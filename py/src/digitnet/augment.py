@@ -58,22 +58,33 @@ def warp(images: np.ndarray, forward: np.ndarray, displacement: np.ndarray | Non
     ``affine_matrices``) and an optional (N, 2, 28, 28) displacement (rows, cols) of the
     sampling positions. Each output pixel reads the source by inverse mapping with
     bilinear interpolation; positions outside the field read 0."""
-    n, h, w = images.shape
-    out = np.empty((n, h * w), np.float32)
-    size = min(n, CHUNK) * h * w  # buffers reused by every chunk: fresh ones cost page faults
-    scratch, index = np.empty(5 * size, np.float32), np.empty(size, np.intp)
-    padded = np.zeros(min(n, CHUNK) * (h + 2) * (w + 2) + w + 3, np.float32)  # zero border
+    out = np.empty(images.shape, np.float32)
+    warp_rows(images, np.arange(len(images)), forward, displacement, out)
+    return out
+
+
+def warp_rows(images: np.ndarray, rows: np.ndarray, forward: np.ndarray,
+              displacement: np.ndarray | None, out: np.ndarray) -> None:
+    """``out[rows] = warp(images[rows], forward, displacement)`` chunk by chunk, without
+    copying the whole subset out and back; ``out`` may be ``images`` (a chunk is read
+    before it is written)."""
+    n, (h, w) = len(rows), images.shape[1:]
+    m = min(n, CHUNK)  # buffers reused by every chunk: fresh ones cost page faults
+    scratch, index = np.empty(5 * m * h * w, np.float32), np.empty(m * h * w, np.intp)
+    padded = np.zeros(m * (h + 2) * (w + 2) + w + 3, np.float32)  # zero border
+    chunk = np.empty((m, h * w), np.float32)
     a_inv = np.linalg.inv(forward[:, :, :2])                       # (N, 2, 2), all at once
     # Source position = a_inv @ (pixel - centre - t) + centre, +1 for the padding.
     offset = CENTRE + 1 - a_inv @ (forward[:, :, 2] + CENTRE)[:, :, None]
     coefs = np.concatenate([a_inv, offset], axis=2).astype(np.float32)   # (N, 2, 3)
     for s in range(0, n, CHUNK):
-        m = min(s + CHUNK, n) - s
-        _warp(images[s:s + m], coefs[s:s + m],
-              None if displacement is None else displacement[s:s + m], out[s:s + m],
-              scratch[:5 * m * h * w].reshape(5, m, h * w), index[:m * h * w].reshape(m, h * w),
+        k = min(s + CHUNK, n) - s
+        part = rows[s:s + k]
+        _warp(np.take(images, part, axis=0), coefs[s:s + k],
+              None if displacement is None else displacement[s:s + k], chunk[:k],
+              scratch[:5 * k * h * w].reshape(5, k, h * w), index[:k * h * w].reshape(k, h * w),
               padded)
-    return out.reshape(images.shape)
+        out[part] = chunk[:k].reshape(k, h, w)
 
 
 def _warp(images, coefs, displacement, out, scratch, index, padded):
@@ -339,5 +350,5 @@ def augment_epoch(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, *,
         if idx.size:
             disp = _shared_fields(idx.size, rng, elastic_alpha) if elastic_alpha > 0 else None
             # Translation is left to the training loop's random shift.
-            imgs[idx] = warp(imgs[idx], affine_matrices(idx.size, rng, translate=0.0), disp)
+            warp_rows(imgs, idx, affine_matrices(idx.size, rng, translate=0.0), disp, imgs)
     return imgs.reshape(n, SIDE * SIDE)
