@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from digitnet import augment as A
+from digitnet import data
 
 
 def digits(n=6, seed=0):
@@ -235,6 +236,27 @@ def test_augment_epoch_is_seeded_and_leaves_its_input_alone():
     assert a.shape == (40, 784) and a.dtype == np.float32
     assert a.min() >= 0 and a.max() <= 1 + 1e-6
     np.testing.assert_array_equal(A.augment_epoch(x, y, np.random.default_rng(7)), x)
+
+
+def test_outline_matches_a_loop_and_given_outlines_change_nothing():
+    bundle = data.load_bundle()
+    x, y = bundle.x_train[::20], bundle.y_train[::20]
+    imgs = x.reshape(-1, 28, 28)
+    shape = A.outline(imgs)
+    for i in (0, 7, 123):
+        rows = [r for r in range(28) if (imgs[i, r] > 0.3).any()]
+        cols = [c for c in range(28) if (imgs[i, :, c] > 0.3).any()]
+        assert (shape.top[i], shape.bottom[i]) == (rows[0], rows[-1])
+        assert (shape.left[i], shape.right[i]) == (cols[0], cols[-1])
+        assert shape.area[i] == (imgs[i] > 0.3).sum()
+        r = rows[len(rows) // 2]
+        assert shape.take(np.array([i])).column_at(np.array([r]), np.array([-1.0]))[0] == pytest.approx(
+            np.flatnonzero(imgs[i, r] > 0.3).mean())
+    assert shape.take(np.array([3])).column_at(np.array([0]), np.array([-1.0]))[0] == -1.0
+    settings = dict(affine=0.5, styles=0.8)
+    np.testing.assert_array_equal(
+        A.augment_epoch(x, y, np.random.default_rng(4), outlines=shape, **settings),
+        A.augment_epoch(x, y, np.random.default_rng(4), **settings))
 
 
 def zhang_suen_loop(img):

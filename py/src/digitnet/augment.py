@@ -15,6 +15,8 @@ the (N, 784) rows training uses). Every random choice comes from the caller's
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
+
 import numpy as np
 
 from .strokes import dilate, erode, redraw, repen, stroke_width, thin  # noqa: F401 (re-exported)
@@ -168,12 +170,15 @@ def draw_segments(images: np.ndarray, segments: np.ndarray, widths: np.ndarray) 
     return out
 
 
-def _ink_segments(images, segments, widths):
-    """``draw_segments`` in place on C-contiguous float32 ``images``. A segment equal to
-    the image's previous one adds nothing (ink is a maximum), so it is not drawn again.
-    Each segment is drawn only in the box its ink can reach, in chunks of boxes of
-    similar size."""
-    n, flat = len(images), images.reshape(-1)
+def _ink_segments(images, segments, widths, targets=None):
+    """``draw_segments`` in place on C-contiguous float32 ``images``, segments[i] onto
+    image ``targets[i]`` (default i). A segment equal to the image's previous one adds
+    nothing (ink is a maximum), so it is not drawn again. Each segment is drawn only in
+    the box its ink can reach, in chunks of boxes of similar size."""
+    if not images.flags.c_contiguous:  # ink goes in through a flat view
+        raise ValueError("segments are drawn onto C-contiguous images only")
+    n, flat = len(segments), images.reshape(-1)
+    targets = np.arange(n) if targets is None else targets
     reach = np.asarray(widths, np.float32) / 2 + 0.5
     for k in range(segments.shape[1]):
         rows = (np.arange(n) if k == 0 else
@@ -189,7 +194,7 @@ def _ink_segments(images, segments, widths):
             box = size[part].max(axis=0)
             origin = np.minimum(low[part], SIDE - box)                   # box inside the field
             ink = _segment_ink(seg[part], reach[rows[part]], origin, box)
-            index = ((rows[part] * SIDE + origin[:, 0]) * SIDE + origin[:, 1])[:, None] + \
+            index = ((targets[rows[part]] * SIDE + origin[:, 0]) * SIDE + origin[:, 1])[:, None] + \
                 _box_offsets(*box)
             flat[index] = np.maximum(flat[index], ink)
 
@@ -227,24 +232,36 @@ def _segment_ink(segment, reach, origin, box):
     return np.clip(ink, 0.0, 1.0, out=ink)
 
 
-def _extent(images: np.ndarray):
-    """Per image: first and last inked row, and the ink's mean column in a row band."""
+@dataclass
+class Outline:
+    """Where (N, 28, 28) digits' ink (pixels > 0.3) is: (N,) first and last inked row and
+    column and inked pixel count; (N, 28) per row, the inked pixels and their column sum."""
+    top: np.ndarray
+    bottom: np.ndarray
+    left: np.ndarray
+    right: np.ndarray
+    area: np.ndarray
+    row_count: np.ndarray
+    row_colsum: np.ndarray
+
+    def take(self, idx: np.ndarray) -> "Outline":
+        return Outline(*(getattr(self, f.name)[idx] for f in fields(self)))
+
+    def column_at(self, rows: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+        """Mean inked column of each image's row ``rows[i]`` (``fallback`` if it has none)."""
+        at = (np.arange(len(rows)), np.clip(rows, 0, SIDE - 1))
+        count = self.row_count[at]
+        return np.where(count > 0, self.row_colsum[at] / np.maximum(count, 1), fallback)
+
+
+def outline(images: np.ndarray) -> Outline:
+    """The ``Outline`` of (N, 28, 28) images."""
     ink = images > 0.3
-    any_row = ink.any(axis=2)
-    top = np.argmax(any_row, axis=1)
-    bottom = SIDE - 1 - np.argmax(any_row[:, ::-1], axis=1)
-    any_col = ink.any(axis=1)
-    left = np.argmax(any_col, axis=1)
-    right = SIDE - 1 - np.argmax(any_col[:, ::-1], axis=1)
-    return top, bottom, left, right, ink
-
-
-def _column_at(ink: np.ndarray, rows: np.ndarray, fallback: np.ndarray) -> np.ndarray:
-    """Mean inked column of each image's row ``rows[i]`` (``fallback`` if it has none)."""
-    line = ink[np.arange(len(ink)), np.clip(rows, 0, SIDE - 1)]
-    count = line.sum(axis=1)
-    mean = (line * np.arange(SIDE)).sum(axis=1) / np.maximum(count, 1)
-    return np.where(count > 0, mean, fallback)
+    any_row, any_col = ink.any(axis=2), ink.any(axis=1)
+    row_count = ink.sum(axis=2)
+    return Outline(np.argmax(any_row, axis=1), SIDE - 1 - np.argmax(any_row[:, ::-1], axis=1),
+                   np.argmax(any_col, axis=1), SIDE - 1 - np.argmax(any_col[:, ::-1], axis=1),
+                   row_count.sum(axis=1), row_count, (ink * np.arange(SIDE)).sum(axis=2))
 
 
 STYLED = (0, 1, 7, 9)
@@ -260,31 +277,33 @@ def continental_styles(images: np.ndarray, labels: np.ndarray, rng: np.random.Ge
     return out
 
 
-def _restyle(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator, fraction: float):
-    """``continental_styles`` in place on float32 ``images``."""
+def _restyle(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator, fraction: float,
+             outlines: Outline | None = None):
+    """``continental_styles`` in place on C-contiguous float32 ``images``, whose
+    ``outline`` may be given (it is then not measured again)."""
     idx = np.flatnonzero(np.isin(labels, STYLED) & (rng.random(len(labels)) < fraction))
     if idx.size == 0:
         return
-    imgs, lab = images[idx], labels[idx]
-    n = len(idx)
-    top, bottom, left, right, ink = _extent(imgs)
+    lab, n = labels[idx], len(idx)
+    shape = outlines.take(idx) if outlines is not None else outline(np.take(images, idx, axis=0))
+    top, bottom, left, right = shape.top, shape.bottom, shape.left, shape.right
     height = np.maximum(bottom - top, 1).astype(np.float32)
     width = np.maximum(right - left, 1).astype(np.float32)
     mid = (left + right) / 2.0
     # Stroke width ~ ink area / ink length; the height stands in for the length.
-    pen = np.clip(ink.sum(axis=(1, 2)) / (height * 1.5), 1.5, 3.0) * rng.uniform(0.8, 1.1, n)
+    pen = np.clip(shape.area / (height * 1.5), 1.5, 3.0) * rng.uniform(0.8, 1.1, n)
     j = lambda lo, hi: rng.uniform(lo, hi, n).astype(np.float32)  # noqa: E731
     pt = lambda row, col: np.stack([row, col], -1)  # noqa: E731
     seg = lambda a, b: np.stack([a, b], 1)  # noqa: E731
-    c_top = _column_at(ink, top + 1, mid)
-    c_bot = _column_at(ink, bottom - 1, mid)
+    c_top = shape.column_at(top + 1, mid)
+    c_bot = shape.column_at(bottom - 1, mid)
     # 1: flag from the top down-left; base across the foot (zero length when absent).
     flag_end = pt(top + height * j(0.2, 0.4), c_top - height * j(0.2, 0.4))
     half = height * j(0.2, 0.32) * (rng.random(n) < 0.5)
     one = [seg(pt(top, c_top), flag_end), seg(pt(bottom, c_bot - half), pt(bottom, c_bot + half))]
     # 7: a short bar across the stem a little below the middle.
     r_bar = top + height * j(0.45, 0.6)
-    c_bar = _column_at(ink, np.round(r_bar).astype(int), mid)
+    c_bar = shape.column_at(np.round(r_bar).astype(int), mid)
     bar_half, tilt = height * j(0.18, 0.28), height * j(-0.04, 0.04)
     seven = [seg(pt(r_bar + tilt, c_bar - bar_half), pt(r_bar - tilt, c_bar + bar_half))]
     # 0: a slash from the lower left to the upper right, inside the loop's box.
@@ -300,8 +319,7 @@ def _restyle(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator, f
         rows = lab == digit
         for k in range(3):
             segs[rows, k] = lines[min(k, len(lines) - 1)][rows]  # repeat the last line
-    _ink_segments(imgs, segs, pen)
-    images[idx] = imgs
+    _ink_segments(images, segs, pen, idx)
 
 
 # ---------------------------------------------------------------- one epoch's batch
@@ -322,15 +340,18 @@ def _shared_fields(n: int, rng: np.random.Generator, alpha: float) -> np.ndarray
 def augment_epoch(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, *,
                   affine: float = 0.0, elastic_alpha: float = 0.0, stroke: float = 0.0,
                   styles: float = 0.0, repen_fraction: float = 0.0,
-                  skeletons: np.ndarray | None = None) -> np.ndarray:
+                  skeletons: np.ndarray | None = None,
+                  outlines: Outline | None = None) -> np.ndarray:
     """(N, 784) rows and (N,) labels -> (N, 784) augmented rows (float32).
 
     ``styles``: fraction of 0s/1s/7s/9s given another style; ``repen_fraction``: fraction
     redrawn along their skeleton with a uniform pen (radius 0.8-1.6 px), using
-    ``skeletons`` ((N, 28, 28) bool, ``thin`` of the rows > 0.5) if given; ``stroke``: fraction of
-    images made thicker or thinner; ``affine``: fraction warped by a random affine map
-    (with, if ``elastic_alpha`` > 0, an elastic distortion of that strength). Zeros
-    everywhere returns the rows unchanged."""
+    ``skeletons`` ((N, 28, 28) bool, ``thin`` of the rows > 0.5) if given; ``stroke``:
+    fraction of images made thicker or thinner; ``affine``: fraction warped by a random
+    affine map (with, if ``elastic_alpha`` > 0, an elastic distortion of that strength).
+    ``outlines`` (``outline`` of the rows, if given) spares styling measuring the digits
+    again (unused when some are redrawn first). Zeros everywhere returns the rows
+    unchanged."""
     n = len(x)
     if not (affine > 0 or stroke > 0 or styles > 0 or repen_fraction > 0):
         return np.ascontiguousarray(x, dtype=np.float32).reshape(n, SIDE * SIDE)
@@ -341,7 +362,7 @@ def augment_epoch(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, *,
             sk = skeletons[idx] if skeletons is not None else thin(imgs[idx] > 0.5)
             imgs[idx] = redraw(sk, rng.uniform(0.8, 1.6, idx.size))
     if styles > 0:
-        _restyle(imgs, np.asarray(y), rng, styles)
+        _restyle(imgs, np.asarray(y), rng, styles, None if repen_fraction > 0 else outlines)
     if stroke > 0:
         amounts = rng.uniform(-0.6, 1.0, n) * (rng.random(n) < stroke)
         imgs = stroke_width(imgs, amounts)

@@ -13,7 +13,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from .augment import augment_epoch, thin
+from .augment import augment_epoch, outline, thin
 from .data import batches, grouped_shift, one_hot
 from .losses import softmax_cross_entropy
 from .metrics import accuracy
@@ -76,6 +76,8 @@ def training_steps(model: Sequential, x: np.ndarray, y: np.ndarray, optimizer, *
     targets_all = one_hot(y, 10, dtype=model.dtype)
     if augment and augment.get("repen_fraction"):  # skeletons once, not every epoch
         augment = {**augment, "skeletons": thin(x.reshape(len(x), 28, 28) > 0.5)}
+    elif augment and augment.get("styles"):  # where the ink is, once
+        augment = {**augment, "outlines": outline(x.reshape(len(x), 28, 28))}
     params = model.parameters()
     good = [p.value.copy() for p in params]  # last weights that gave a finite loss
     n_batches = -(-len(x) // batch_size)
