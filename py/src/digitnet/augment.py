@@ -108,7 +108,7 @@ def _warp(images, coefs, displacement, out, scratch, index, padded):
     np.copyto(index, r0, casting="unsafe")
     padded[:m * (h + 2) * pw].reshape(m, h + 2, pw)[:, 1:-1, 1:-1] = images
     for corner, shift in zip((r0, c0, v10, out), (0, 1, pw, pw + 1)):  # v00, v01, v10, v11
-        np.take(padded[shift:], index, out=corner, mode="clip")  # indices are in range
+        np.take(padded[shift:], index, out=corner, mode="wrap")  # in range: no clipping needed
     # Bilinear: c0 = v00 + fc (v01 - v00), out = v10 + fc (v11 - v10), out = c0 + fr (out - c0).
     for low, high, f in ((r0, c0, c), (v10, out, c), (c0, out, r)):
         high -= low
