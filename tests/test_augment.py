@@ -176,7 +176,7 @@ def test_draw_segments_matches_a_loop_oracle():
 
 def test_draw_segments_with_repeated_lines_equals_the_maximum_of_each_line_alone():
     rng = np.random.default_rng(2)
-    n = A.CHUNK + 5
+    n = A.INK_CHUNK + 5
     segs = rng.uniform(3, 25, (n, 3, 2, 2)).astype(np.float32)
     segs[::2, 2] = segs[::2, 1]  # repeats, as continental_styles pads its lines
     segs[::3, 1] = segs[::3, 0]
@@ -192,7 +192,7 @@ def test_draw_segments_reaches_every_inked_pixel_near_edges_and_across_chunks():
     """Segments are drawn in boxes around them: against the distance to each segment over
     the whole field (float64), for lines crossing the edges, dots and long diagonals."""
     rng = np.random.default_rng(9)
-    n = 2 * A.CHUNK + 7
+    n = 2 * A.INK_CHUNK + 7
     segs = rng.uniform(-3, 30, (n, 2, 2, 2)).astype(np.float32)
     segs[::5, 0, 1] = segs[::5, 0, 0]                     # dots
     segs[::7, 1] = [[0.2, 0.3], [27.6, 27.9]]             # corner to corner
