@@ -86,20 +86,21 @@ def grouped_shift(x: np.ndarray, max_shift: int,
     group = (dy + max_shift) * side + dx + max_shift
     order = np.argsort(group, kind="stable")
     bounds = np.searchsorted(group[order], np.arange(side * side + 1))
-    src = np.take(x.reshape(n, 784), order, axis=0)
-    out = np.empty_like(src)
+    flat = x.reshape(n, 784)
+    out = np.empty_like(flat)
     grid = out.reshape(n, 28, 28)
     for g in range(side * side):
         a, b = bounds[g], bounds[g + 1]
         if a == b:
             continue
+        src = np.take(flat, order[a:b], axis=0)  # one offset's images: still in cache below
         oy, ox = g // side - max_shift, g % side - max_shift
         s = 28 * oy + ox  # out[k + s] = src[k]; rows at the top or bottom come in empty
         if s >= 0:
-            out[a:b, s:] = src[a:b, :784 - s]
+            out[a:b, s:] = src[:, :784 - s]
             out[a:b, :s] = 0
         else:
-            out[a:b, :784 + s] = src[a:b, -s:]
+            out[a:b, :784 + s] = src[:, -s:]
             out[a:b, 784 + s:] = 0
         if ox > 0:   # these columns wrapped round from the row above
             grid[a:b, :, :ox] = 0
