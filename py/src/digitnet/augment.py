@@ -72,7 +72,7 @@ def warp_rows(images: np.ndarray, rows: np.ndarray, forward: np.ndarray,
               displacement: np.ndarray | None, out: np.ndarray) -> None:
     """``out[rows] = warp(images[rows], forward, displacement)`` chunk by chunk, without
     copying the whole subset out and back; ``out`` may be ``images`` (a chunk is read
-    before it is written)."""
+    before it is written; ``rows`` are distinct)."""
     n, (h, w) = len(rows), images.shape[1:]
     m = min(n, CHUNK)  # buffers reused by every chunk: fresh ones cost page faults
     scratch, index = np.empty(5 * m * h * w, np.float32), np.empty(m * h * w, np.intp)
@@ -93,7 +93,7 @@ def warp_rows(images: np.ndarray, rows: np.ndarray, forward: np.ndarray,
 
 
 def _warp(images, coefs, displacement, out, scratch, index, padded):
-    """One chunk of ``warp``: (M, 28, 28) square images into (M, 784) ``out``; (M, 2, 3)
+    """One chunk of ``warp_rows``: (M, 28, 28) square images into (M, 784) ``out``; (M, 2, 3)
     ``coefs`` map an output pixel's (row, col, 1) to its padded source position."""
     m, h, w = images.shape
     pw = w + 2                                                     # padded row length
