@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from digitnet import augment as A
+from digitnet import data
 
 
 def digits(n=6, seed=0):
@@ -68,6 +69,19 @@ def test_warp_of_many_images_equals_warping_each_alone():
     out = A.warp(x, m, disp)
     for k in (0, A.CHUNK - 1, A.CHUNK, n - 1):
         np.testing.assert_array_equal(out[k], A.warp(x[k:k + 1], m[k:k + 1], disp[k:k + 1])[0])
+
+
+def test_warp_rows_in_place_changes_only_those_rows_as_warp_would():
+    n = A.CHUNK + 9
+    x = np.concatenate([digits(6, seed=s) for s in range(-(-n // 6))])[:n]
+    rows = np.flatnonzero(np.random.default_rng(6).random(n) < 0.6)
+    m = A.affine_matrices(len(rows), np.random.default_rng(7))
+    out = x.copy()
+    A.warp_rows(out, rows, m, None, out)
+    np.testing.assert_array_equal(out[rows], A.warp(x[rows], m))
+    rest = np.setdiff1d(np.arange(n), rows)
+    np.testing.assert_array_equal(out[rest], x[rest])
+    assert not np.array_equal(out[rows], x[rows])
 
 
 def test_rotation_by_90_degrees_rotates_the_array():
@@ -162,7 +176,7 @@ def test_draw_segments_matches_a_loop_oracle():
 
 def test_draw_segments_with_repeated_lines_equals_the_maximum_of_each_line_alone():
     rng = np.random.default_rng(2)
-    n = A.CHUNK + 5
+    n = A.INK_CHUNK + 5
     segs = rng.uniform(3, 25, (n, 3, 2, 2)).astype(np.float32)
     segs[::2, 2] = segs[::2, 1]  # repeats, as continental_styles pads its lines
     segs[::3, 1] = segs[::3, 0]
@@ -172,6 +186,30 @@ def test_draw_segments_with_repeated_lines_equals_the_maximum_of_each_line_alone
     for k in range(3):
         want = np.maximum(want, A.draw_segments(np.zeros_like(x), segs[:, k:k + 1], widths))
     np.testing.assert_array_equal(A.draw_segments(x, segs, widths), want)
+
+
+def test_draw_segments_reaches_every_inked_pixel_near_edges_and_across_chunks():
+    """Segments are drawn in boxes around them: against the distance to each segment over
+    the whole field (float64), for lines crossing the edges, dots and long diagonals."""
+    rng = np.random.default_rng(9)
+    n = 2 * A.INK_CHUNK + 7
+    segs = rng.uniform(-3, 30, (n, 2, 2, 2)).astype(np.float32)
+    segs[::5, 0, 1] = segs[::5, 0, 0]                     # dots
+    segs[::7, 1] = [[0.2, 0.3], [27.6, 27.9]]             # corner to corner
+    widths = rng.uniform(1.0, 3.5, n)
+    out = A.draw_segments(np.zeros((n, 28, 28), np.float32), segs, widths)
+    pix = np.stack(np.meshgrid(np.arange(28), np.arange(28), indexing="ij"), -1).astype(float)
+    want = np.zeros((n, 28, 28))
+    for k in range(2):
+        a, b = segs[:, k, 0].astype(float), segs[:, k, 1].astype(float)
+        d = b - a
+        t = ((pix[None] - a[:, None, None]) * d[:, None, None]).sum(-1) / np.maximum(
+            (d * d).sum(-1), 1e-6)[:, None, None]
+        near = a[:, None, None] + np.clip(t, 0, 1)[..., None] * d[:, None, None]
+        dist = np.sqrt(((near - pix[None]) ** 2).sum(-1))
+        want = np.maximum(want, np.clip(widths[:, None, None] / 2 + 0.5 - dist, 0, 1))
+    np.testing.assert_allclose(out, want, atol=1e-5)
+    assert (want > 0).sum() > 20 * n
 
 
 def test_continental_styles_add_ink_only_to_chosen_classes():
@@ -198,6 +236,27 @@ def test_augment_epoch_is_seeded_and_leaves_its_input_alone():
     assert a.shape == (40, 784) and a.dtype == np.float32
     assert a.min() >= 0 and a.max() <= 1 + 1e-6
     np.testing.assert_array_equal(A.augment_epoch(x, y, np.random.default_rng(7)), x)
+
+
+def test_outline_matches_a_loop_and_given_outlines_change_nothing():
+    bundle = data.load_bundle()
+    x, y = bundle.x_train[::20], bundle.y_train[::20]
+    imgs = x.reshape(-1, 28, 28)
+    shape = A.outline(imgs)
+    for i in (0, 7, 123):
+        rows = [r for r in range(28) if (imgs[i, r] > 0.3).any()]
+        cols = [c for c in range(28) if (imgs[i, :, c] > 0.3).any()]
+        assert (shape.top[i], shape.bottom[i]) == (rows[0], rows[-1])
+        assert (shape.left[i], shape.right[i]) == (cols[0], cols[-1])
+        assert shape.area[i] == (imgs[i] > 0.3).sum()
+        r = rows[len(rows) // 2]
+        assert shape.take(np.array([i])).column_at(np.array([r]), np.array([-1.0]))[0] == pytest.approx(
+            np.flatnonzero(imgs[i, r] > 0.3).mean())
+    assert shape.take(np.array([3])).column_at(np.array([0]), np.array([-1.0]))[0] == -1.0
+    settings = dict(affine=0.5, styles=0.8)
+    np.testing.assert_array_equal(
+        A.augment_epoch(x, y, np.random.default_rng(4), outlines=shape, **settings),
+        A.augment_epoch(x, y, np.random.default_rng(4), **settings))
 
 
 def zhang_suen_loop(img):

@@ -575,3 +575,18 @@ def test_random_shift_matches_a_per_image_loop():
                 if 0 <= r - dy[i] < 28 and 0 <= c - dx[i] < 28:
                     expected[r, c] = x[i].reshape(28, 28)[r - dy[i], c - dx[i]]
         assert np.array_equal(got[i].reshape(28, 28), expected), i
+
+
+@pytest.mark.parametrize("max_shift", [1, 2])
+def test_grouped_shift_holds_random_shifts_images_grouped_by_offset(max_shift):
+    """Same draws and images as random_shift; each offset's images are one block of rows."""
+    x = np.random.default_rng(6).random((500, 784), dtype=np.float32)
+    out, where = data.grouped_shift(x, max_shift, np.random.default_rng(12))
+    np.testing.assert_array_equal(out[where], data.random_shift(x, max_shift, np.random.default_rng(12)))
+    assert sorted(where) == list(range(500))
+    draws = np.random.default_rng(12)
+    dy, dx = (draws.integers(-max_shift, max_shift + 1, size=500) for _ in range(2))
+    offset_of_row = np.empty((500, 2), int)
+    offset_of_row[where] = np.stack([dy, dx], 1)
+    changes = np.any(offset_of_row[1:] != offset_of_row[:-1], axis=1).sum()
+    assert changes == len({(a, b) for a, b in zip(dy, dx)}) - 1

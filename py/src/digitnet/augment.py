@@ -8,14 +8,18 @@ the (N, 784) rows training uses). Every random choice comes from the caller's
   bilinear sampling, zero outside the field).
 - ``elastic``: Simard, Steinkraus & Platt (2003): a uniform random displacement field per
   image, smoothed by a Gaussian of width ``sigma`` and scaled by ``alpha``.
-- ``stroke_width``: thicker or thinner strokes by blending with a 3x3 grey dilation/erosion.
-- ``repen``: thin a digit to its skeleton and redraw it with a round pen of another width.
+- ``stroke_width``, ``repen`` (from ``strokes``): thicker or thinner strokes; a digit
+  thinned to its skeleton and redrawn with a round pen of another width.
 - ``continental_styles``: styles MNIST rarely has: a flag and a base on 1s, a crossbar on
   7s, a slash through 0s, a curled tail under 9s, drawn as antialiased lines.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
+
 import numpy as np
+
+from .strokes import dilate, erode, redraw, repen, stroke_width, thin  # noqa: F401 (re-exported)
 
 SIDE = 28
 CENTRE = (SIDE - 1) / 2.0  # rotate and scale about the field's middle
@@ -45,7 +49,10 @@ def affine_matrices(n: int, rng: np.random.Generator, rotation: float = 15.0,
     return np.concatenate([a, t[:, :, None]], axis=2)
 
 
-CHUNK = 128  # images processed together: their temporaries stay in the CPU's cache
+# Images warped together: small enough that a chunk's temporaries stay in the CPU's
+# cache when other processes share it (32 was fastest on a busy 2-core machine).
+CHUNK = 32
+INK_CHUNK = 256  # segments inked together (their boxes are small)
 # (row, col, 1) of every pixel, row-major: positions linear in them come from one matmul.
 GRID = np.stack([np.repeat(np.arange(SIDE), SIDE), np.tile(np.arange(SIDE), SIDE),
                  np.ones(SIDE * SIDE)]).astype(np.float32)                   # (3, 784)
@@ -56,26 +63,37 @@ def warp(images: np.ndarray, forward: np.ndarray, displacement: np.ndarray | Non
     ``affine_matrices``) and an optional (N, 2, 28, 28) displacement (rows, cols) of the
     sampling positions. Each output pixel reads the source by inverse mapping with
     bilinear interpolation; positions outside the field read 0."""
-    n, h, w = images.shape
-    out = np.empty((n, h * w), np.float32)
-    size = min(n, CHUNK) * h * w  # buffers reused by every chunk: fresh ones cost page faults
-    scratch, index = np.empty(5 * size, np.float32), np.empty(size, np.intp)
-    padded = np.zeros(min(n, CHUNK) * (h + 2) * (w + 2) + w + 3, np.float32)  # zero border
+    out = np.empty(images.shape, np.float32)
+    warp_rows(images, np.arange(len(images)), forward, displacement, out)
+    return out
+
+
+def warp_rows(images: np.ndarray, rows: np.ndarray, forward: np.ndarray,
+              displacement: np.ndarray | None, out: np.ndarray) -> None:
+    """``out[rows] = warp(images[rows], forward, displacement)`` chunk by chunk, without
+    copying the whole subset out and back; ``out`` may be ``images`` (a chunk is read
+    before it is written; ``rows`` are distinct)."""
+    n, (h, w) = len(rows), images.shape[1:]
+    m = min(n, CHUNK)  # buffers reused by every chunk: fresh ones cost page faults
+    scratch, index = np.empty(5 * m * h * w, np.float32), np.empty(m * h * w, np.intp)
+    padded = np.zeros(m * (h + 2) * (w + 2) + w + 3, np.float32)  # zero border
+    chunk = np.empty((m, h * w), np.float32)
     a_inv = np.linalg.inv(forward[:, :, :2])                       # (N, 2, 2), all at once
     # Source position = a_inv @ (pixel - centre - t) + centre, +1 for the padding.
     offset = CENTRE + 1 - a_inv @ (forward[:, :, 2] + CENTRE)[:, :, None]
     coefs = np.concatenate([a_inv, offset], axis=2).astype(np.float32)   # (N, 2, 3)
     for s in range(0, n, CHUNK):
-        m = min(s + CHUNK, n) - s
-        _warp(images[s:s + m], coefs[s:s + m],
-              None if displacement is None else displacement[s:s + m], out[s:s + m],
-              scratch[:5 * m * h * w].reshape(5, m, h * w), index[:m * h * w].reshape(m, h * w),
+        k = min(s + CHUNK, n) - s
+        part = rows[s:s + k]
+        _warp(np.take(images, part, axis=0), coefs[s:s + k],
+              None if displacement is None else displacement[s:s + k], chunk[:k],
+              scratch[:5 * k * h * w].reshape(5, k, h * w), index[:k * h * w].reshape(k, h * w),
               padded)
-    return out.reshape(images.shape)
+        out[part] = chunk[:k].reshape(k, h, w)
 
 
 def _warp(images, coefs, displacement, out, scratch, index, padded):
-    """One chunk of ``warp``: (M, 28, 28) square images into (M, 784) ``out``; (M, 2, 3)
+    """One chunk of ``warp_rows``: (M, 28, 28) square images into (M, 784) ``out``; (M, 2, 3)
     ``coefs`` map an output pixel's (row, col, 1) to its padded source position."""
     m, h, w = images.shape
     pw = w + 2                                                     # padded row length
@@ -93,7 +111,7 @@ def _warp(images, coefs, displacement, out, scratch, index, padded):
     np.copyto(index, r0, casting="unsafe")
     padded[:m * (h + 2) * pw].reshape(m, h + 2, pw)[:, 1:-1, 1:-1] = images
     for corner, shift in zip((r0, c0, v10, out), (0, 1, pw, pw + 1)):  # v00, v01, v10, v11
-        np.take(padded[shift:], index, out=corner, mode="clip")  # indices are in range
+        np.take(padded[shift:], index, out=corner, mode="wrap")  # in range: no clipping needed
     # Bilinear: c0 = v00 + fc (v01 - v00), out = v10 + fc (v11 - v10), out = c0 + fr (out - c0).
     for low, high, f in ((r0, c0, c), (v10, out, c), (c0, out, r)):
         high -= low
@@ -143,88 +161,6 @@ def elastic(images: np.ndarray, rng: np.random.Generator, alpha: float = 34.0,
     return warp(images, identity, elastic_fields(len(images), rng, alpha, sigma))
 
 
-# ---------------------------------------------------------------- stroke width
-
-def _neighbourhood(images: np.ndarray, reduce) -> np.ndarray:
-    n, h, w = images.shape
-    padded = np.zeros((n, h + 2, w + 2), dtype=images.dtype)
-    padded[:, 1:-1, 1:-1] = images
-    out = images.copy()
-    for dy in range(3):
-        for dx in range(3):
-            reduce(out, padded[:, dy:dy + h, dx:dx + w], out=out)
-    return out
-
-
-def dilate(images: np.ndarray) -> np.ndarray:
-    """(N, H, W) grey dilation: each pixel becomes the max of its 3x3 neighbourhood."""
-    return _neighbourhood(images, np.maximum)
-
-
-def erode(images: np.ndarray) -> np.ndarray:
-    """(N, H, W) grey erosion: the min of the 3x3 neighbourhood (outside counts as 0)."""
-    return _neighbourhood(images, np.minimum)
-
-
-def stroke_width(images: np.ndarray, amounts: np.ndarray) -> np.ndarray:
-    """(N, 28, 28) and (N,) amounts in [-1, 1] -> strokes blended towards the erosion
-    (amount < 0) or the dilation (amount > 0); 0 leaves an image as it is."""
-    a = np.asarray(amounts, dtype=np.float32)[:, None, None]
-    target = np.where(a > 0, dilate(images), erode(images))
-    return images + np.abs(a) * (target - images)
-
-
-# ---------------------------------------------------------------- re-drawing with a pen
-
-def thin(binary: np.ndarray, max_iterations: int = 20) -> np.ndarray:
-    """(N, H, W) bool -> (N, H, W) bool one-pixel-wide skeletons (Zhang & Suen 1984),
-    all images thinned together."""
-    img = np.pad(binary.astype(bool), ((0, 0), (1, 1), (1, 1)))
-    h, w = binary.shape[1:]
-    for _ in range(max_iterations):
-        changed = False
-        for step in (0, 1):
-            n = lambda dy, dx: img[:, 1 + dy:1 + dy + h, 1 + dx:1 + dx + w]  # noqa: E731
-            # Neighbours P2..P9, clockwise from the one above.
-            p = [n(-1, 0), n(-1, 1), n(0, 1), n(1, 1), n(1, 0), n(1, -1), n(0, -1), n(-1, -1)]
-            count = sum(q.astype(np.int8) for q in p)
-            transitions = sum((~p[k] & p[(k + 1) % 8]).astype(np.int8) for k in range(8))
-            if step == 0:
-                sides = ~(p[0] & p[2] & p[4]) & ~(p[2] & p[4] & p[6])
-            else:
-                sides = ~(p[0] & p[2] & p[6]) & ~(p[0] & p[4] & p[6])
-            centre = img[:, 1:-1, 1:-1]
-            remove = centre & (count >= 2) & (count <= 6) & (transitions == 1) & sides
-            if remove.any():
-                centre &= ~remove
-                changed = True
-        if not changed:
-            break
-    return img[:, 1:-1, 1:-1].copy()
-
-
-def redraw(skeletons: np.ndarray, radii: np.ndarray) -> np.ndarray:
-    """(N, H, W) bool skeletons and (N,) pen radii in pixels -> (N, H, W) float32 ink of a
-    round pen run along them (antialiased: clip(radius + 0.5 - distance, 0, 1))."""
-    n, h, w = skeletons.shape
-    reach = int(np.ceil(np.max(radii) + 0.5))
-    padded = np.pad(skeletons.astype(np.float32), ((0, 0), (reach, reach), (reach, reach)))
-    out = np.zeros((n, h, w), np.float32)
-    r = np.asarray(radii, np.float32)[:, None, None]
-    for dy in range(-reach, reach + 1):
-        for dx in range(-reach, reach + 1):
-            weight = np.clip(r + 0.5 - np.hypot(dy, dx), 0.0, 1.0)
-            shifted = padded[:, reach + dy:reach + dy + h, reach + dx:reach + dx + w]
-            np.maximum(out, shifted * weight, out=out)
-    return out
-
-
-def repen(images: np.ndarray, radii: np.ndarray) -> np.ndarray:
-    """(N, 28, 28) -> the digits thinned to their skeletons and redrawn with a uniform
-    round pen of the given (N,) radii, as the page's pad draws."""
-    return redraw(thin(images > 0.5), radii)
-
-
 # ---------------------------------------------------------------- drawn styles
 
 def draw_segments(images: np.ndarray, segments: np.ndarray, widths: np.ndarray) -> np.ndarray:
@@ -237,33 +173,61 @@ def draw_segments(images: np.ndarray, segments: np.ndarray, widths: np.ndarray) 
     return out
 
 
-def _ink_segments(images, segments, widths):
-    """``draw_segments`` in place on float32 ``images``. A segment equal to the image's
-    previous one adds nothing (ink is a maximum), so it is not drawn again."""
-    n, flat = len(images), images.reshape(len(images), SIDE * SIDE)
+def _ink_segments(images, segments, widths, targets=None):
+    """``draw_segments`` in place on C-contiguous float32 ``images``, segments[i] onto
+    image ``targets[i]`` (default i). A segment equal to the image's previous one adds
+    nothing (ink is a maximum), so it is not drawn again. Each segment is drawn only in
+    the box its ink can reach, in chunks of boxes of similar size."""
+    if not images.flags.c_contiguous:  # ink goes in through a flat view
+        raise ValueError("segments are drawn onto C-contiguous images only")
+    n, flat = len(segments), images.reshape(-1)
+    targets = np.arange(n) if targets is None else targets
     reach = np.asarray(widths, np.float32) / 2 + 0.5
     for k in range(segments.shape[1]):
         rows = (np.arange(n) if k == 0 else
                 np.flatnonzero(np.any(segments[:, k] != segments[:, k - 1], axis=(1, 2))))
-        for s in range(0, len(rows), CHUNK):
-            part = rows[s:s + CHUNK]
-            flat[part] = np.maximum(flat[part], _segment_ink(segments[part, k], reach[part]))
+        seg = segments[rows, k].astype(np.float32)                       # (R, 2, 2)
+        # Pixels the ink can reach: within ``reach`` of the segment's box, inside the field.
+        low = np.clip(np.ceil(seg.min(axis=1) - reach[rows, None]), 0, SIDE - 1).astype(int)
+        high = np.clip(np.floor(seg.max(axis=1) + reach[rows, None]), 0, SIDE - 1).astype(int)
+        size = np.maximum(high - low + 1, 1)                               # (R, 2) rows, cols
+        order = np.argsort(size[:, 0] * size[:, 1], kind="stable")
+        for s in range(0, len(rows), INK_CHUNK):
+            part = order[s:s + INK_CHUNK]
+            box = size[part].max(axis=0)
+            origin = np.minimum(low[part], SIDE - box)                   # box inside the field
+            ink = _segment_ink(seg[part], reach[rows[part]], origin, box)
+            index = ((targets[rows[part]] * SIDE + origin[:, 0]) * SIDE + origin[:, 1])[:, None] + \
+                _box_offsets(*box)
+            flat[index] = np.maximum(flat[index], ink)
 
 
-def _segment_ink(segment, reach):
-    """(M, 2, 2) segments and (M,) float32 ink reaches -> (M, 784) ink of each segment."""
-    a = segment[:, 0].astype(np.float32)                                   # (M, 2)
-    d = segment[:, 1].astype(np.float32) - a
-    length2 = np.maximum((d * d).sum(axis=1), 1e-6)
-    # t = ((pixel - a) . d) / |d|^2 is linear in the pixel's (row, col, 1): one matmul.
-    coefs = np.concatenate([d, -(a * d).sum(axis=1, keepdims=True)], axis=1) / length2[:, None]
-    t = coefs @ GRID                                                       # (M, 784)
-    np.clip(t, 0.0, 1.0, out=t)
+def _box_offsets(h: int, w: int) -> np.ndarray:
+    """(h * w,) flat offsets in a 28-wide image of an h x w box's pixels, row-major."""
+    return (np.arange(h)[:, None] * SIDE + np.arange(w)).reshape(-1)
+
+
+def _segment_ink(segment, reach, origin, box):
+    """(M, 2, 2) segments ((row, col) ends) and (M,) float32 ink reaches -> (M, h * w) ink
+    of each segment on the (h, w) = ``box`` pixels from (M, 2) ``origin`` on, row-major."""
+    h, w = box
+    a = segment[:, 0]                                                      # (M, 2)
+    d = segment[:, 1] - a
+    length2 = np.maximum((d * d).sum(axis=1), 1e-6)[:, None]
+    # pixel - a, exactly (integers minus float32 values below 32), so a pixel's ink does
+    # not depend on where its box starts.
+    start = a - origin.astype(np.float32)                                  # exact
+    to_pixel = (np.arange(h, dtype=np.float32)[None, :, None] - start[:, 0, None, None],
+                np.arange(w, dtype=np.float32)[None, None, :] - start[:, 1, None, None])
+    to_pixel = [np.broadcast_to(v, (len(a), h, w)).reshape(len(a), h * w) for v in to_pixel]
+    t = to_pixel[0] * d[:, 0, None]
+    t += to_pixel[1] * d[:, 1, None]
+    t /= length2
+    np.clip(t, 0.0, 1.0, out=t)                                            # nearest point
     dist2 = None
     for axis in (0, 1):  # (a + t d - pixel)^2 along rows, then columns
         part = t * d[:, axis, None]
-        part += a[:, axis, None]
-        part -= GRID[axis]
+        part -= to_pixel[axis]
         part *= part
         dist2 = part if dist2 is None else np.add(dist2, part, out=dist2)
     ink = np.sqrt(dist2, out=dist2)
@@ -271,24 +235,36 @@ def _segment_ink(segment, reach):
     return np.clip(ink, 0.0, 1.0, out=ink)
 
 
-def _extent(images: np.ndarray):
-    """Per image: first and last inked row, and the ink's mean column in a row band."""
+@dataclass
+class Outline:
+    """Where (N, 28, 28) digits' ink (pixels > 0.3) is: (N,) first and last inked row and
+    column and inked pixel count; (N, 28) per row, the inked pixels and their column sum."""
+    top: np.ndarray
+    bottom: np.ndarray
+    left: np.ndarray
+    right: np.ndarray
+    area: np.ndarray
+    row_count: np.ndarray
+    row_colsum: np.ndarray
+
+    def take(self, idx: np.ndarray) -> "Outline":
+        return Outline(*(getattr(self, f.name)[idx] for f in fields(self)))
+
+    def column_at(self, rows: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+        """Mean inked column of each image's row ``rows[i]`` (``fallback`` if it has none)."""
+        at = (np.arange(len(rows)), np.clip(rows, 0, SIDE - 1))
+        count = self.row_count[at]
+        return np.where(count > 0, self.row_colsum[at] / np.maximum(count, 1), fallback)
+
+
+def outline(images: np.ndarray) -> Outline:
+    """The ``Outline`` of (N, 28, 28) images."""
     ink = images > 0.3
-    any_row = ink.any(axis=2)
-    top = np.argmax(any_row, axis=1)
-    bottom = SIDE - 1 - np.argmax(any_row[:, ::-1], axis=1)
-    any_col = ink.any(axis=1)
-    left = np.argmax(any_col, axis=1)
-    right = SIDE - 1 - np.argmax(any_col[:, ::-1], axis=1)
-    return top, bottom, left, right, ink
-
-
-def _column_at(ink: np.ndarray, rows: np.ndarray, fallback: np.ndarray) -> np.ndarray:
-    """Mean inked column of each image's row ``rows[i]`` (``fallback`` if it has none)."""
-    line = ink[np.arange(len(ink)), np.clip(rows, 0, SIDE - 1)]
-    count = line.sum(axis=1)
-    mean = (line * np.arange(SIDE)).sum(axis=1) / np.maximum(count, 1)
-    return np.where(count > 0, mean, fallback)
+    any_row, any_col = ink.any(axis=2), ink.any(axis=1)
+    row_count = ink.sum(axis=2)
+    return Outline(np.argmax(any_row, axis=1), SIDE - 1 - np.argmax(any_row[:, ::-1], axis=1),
+                   np.argmax(any_col, axis=1), SIDE - 1 - np.argmax(any_col[:, ::-1], axis=1),
+                   row_count.sum(axis=1), row_count, (ink * np.arange(SIDE)).sum(axis=2))
 
 
 STYLED = (0, 1, 7, 9)
@@ -304,31 +280,33 @@ def continental_styles(images: np.ndarray, labels: np.ndarray, rng: np.random.Ge
     return out
 
 
-def _restyle(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator, fraction: float):
-    """``continental_styles`` in place on float32 ``images``."""
+def _restyle(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator, fraction: float,
+             outlines: Outline | None = None):
+    """``continental_styles`` in place on C-contiguous float32 ``images``, whose
+    ``outline`` may be given (it is then not measured again)."""
     idx = np.flatnonzero(np.isin(labels, STYLED) & (rng.random(len(labels)) < fraction))
     if idx.size == 0:
         return
-    imgs, lab = images[idx], labels[idx]
-    n = len(idx)
-    top, bottom, left, right, ink = _extent(imgs)
+    lab, n = labels[idx], len(idx)
+    shape = outlines.take(idx) if outlines is not None else outline(np.take(images, idx, axis=0))
+    top, bottom, left, right = shape.top, shape.bottom, shape.left, shape.right
     height = np.maximum(bottom - top, 1).astype(np.float32)
     width = np.maximum(right - left, 1).astype(np.float32)
     mid = (left + right) / 2.0
     # Stroke width ~ ink area / ink length; the height stands in for the length.
-    pen = np.clip(ink.sum(axis=(1, 2)) / (height * 1.5), 1.5, 3.0) * rng.uniform(0.8, 1.1, n)
+    pen = np.clip(shape.area / (height * 1.5), 1.5, 3.0) * rng.uniform(0.8, 1.1, n)
     j = lambda lo, hi: rng.uniform(lo, hi, n).astype(np.float32)  # noqa: E731
     pt = lambda row, col: np.stack([row, col], -1)  # noqa: E731
     seg = lambda a, b: np.stack([a, b], 1)  # noqa: E731
-    c_top = _column_at(ink, top + 1, mid)
-    c_bot = _column_at(ink, bottom - 1, mid)
+    c_top = shape.column_at(top + 1, mid)
+    c_bot = shape.column_at(bottom - 1, mid)
     # 1: flag from the top down-left; base across the foot (zero length when absent).
     flag_end = pt(top + height * j(0.2, 0.4), c_top - height * j(0.2, 0.4))
     half = height * j(0.2, 0.32) * (rng.random(n) < 0.5)
     one = [seg(pt(top, c_top), flag_end), seg(pt(bottom, c_bot - half), pt(bottom, c_bot + half))]
     # 7: a short bar across the stem a little below the middle.
     r_bar = top + height * j(0.45, 0.6)
-    c_bar = _column_at(ink, np.round(r_bar).astype(int), mid)
+    c_bar = shape.column_at(np.round(r_bar).astype(int), mid)
     bar_half, tilt = height * j(0.18, 0.28), height * j(-0.04, 0.04)
     seven = [seg(pt(r_bar + tilt, c_bar - bar_half), pt(r_bar - tilt, c_bar + bar_half))]
     # 0: a slash from the lower left to the upper right, inside the loop's box.
@@ -344,8 +322,7 @@ def _restyle(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator, f
         rows = lab == digit
         for k in range(3):
             segs[rows, k] = lines[min(k, len(lines) - 1)][rows]  # repeat the last line
-    _ink_segments(imgs, segs, pen)
-    images[idx] = imgs
+    _ink_segments(images, segs, pen, idx)
 
 
 # ---------------------------------------------------------------- one epoch's batch
@@ -366,15 +343,18 @@ def _shared_fields(n: int, rng: np.random.Generator, alpha: float) -> np.ndarray
 def augment_epoch(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, *,
                   affine: float = 0.0, elastic_alpha: float = 0.0, stroke: float = 0.0,
                   styles: float = 0.0, repen_fraction: float = 0.0,
-                  skeletons: np.ndarray | None = None) -> np.ndarray:
+                  skeletons: np.ndarray | None = None,
+                  outlines: Outline | None = None) -> np.ndarray:
     """(N, 784) rows and (N,) labels -> (N, 784) augmented rows (float32).
 
     ``styles``: fraction of 0s/1s/7s/9s given another style; ``repen_fraction``: fraction
     redrawn along their skeleton with a uniform pen (radius 0.8-1.6 px), using
-    ``skeletons`` ((N, 28, 28) bool, ``thin`` of the rows > 0.5) if given; ``stroke``: fraction of
-    images made thicker or thinner; ``affine``: fraction warped by a random affine map
-    (with, if ``elastic_alpha`` > 0, an elastic distortion of that strength). Zeros
-    everywhere returns the rows unchanged."""
+    ``skeletons`` ((N, 28, 28) bool, ``thin`` of the rows > 0.5) if given; ``stroke``:
+    fraction of images made thicker or thinner; ``affine``: fraction warped by a random
+    affine map (with, if ``elastic_alpha`` > 0, an elastic distortion of that strength).
+    ``outlines`` (``outline`` of the rows, if given) spares styling measuring the digits
+    again (unused when some are redrawn first). Zeros everywhere returns the rows
+    unchanged."""
     n = len(x)
     if not (affine > 0 or stroke > 0 or styles > 0 or repen_fraction > 0):
         return np.ascontiguousarray(x, dtype=np.float32).reshape(n, SIDE * SIDE)
@@ -385,7 +365,7 @@ def augment_epoch(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, *,
             sk = skeletons[idx] if skeletons is not None else thin(imgs[idx] > 0.5)
             imgs[idx] = redraw(sk, rng.uniform(0.8, 1.6, idx.size))
     if styles > 0:
-        _restyle(imgs, np.asarray(y), rng, styles)
+        _restyle(imgs, np.asarray(y), rng, styles, None if repen_fraction > 0 else outlines)
     if stroke > 0:
         amounts = rng.uniform(-0.6, 1.0, n) * (rng.random(n) < stroke)
         imgs = stroke_width(imgs, amounts)
@@ -394,5 +374,5 @@ def augment_epoch(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, *,
         if idx.size:
             disp = _shared_fields(idx.size, rng, elastic_alpha) if elastic_alpha > 0 else None
             # Translation is left to the training loop's random shift.
-            imgs[idx] = warp(imgs[idx], affine_matrices(idx.size, rng, translate=0.0), disp)
+            warp_rows(imgs, idx, affine_matrices(idx.size, rng, translate=0.0), disp, imgs)
     return imgs.reshape(n, SIDE * SIDE)

@@ -68,20 +68,47 @@ def random_shift(x: np.ndarray, max_shift: int, rng: np.random.Generator) -> np.
 
     Pixels shifted in from outside are 0 (background). Returns a new (N, 784) array.
     """
+    out, where = grouped_shift(x, max_shift, rng)
+    return out[where]
+
+
+def grouped_shift(x: np.ndarray, max_shift: int,
+                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``random_shift`` (the same draws) with the images grouped by offset: returns
+    (N, 784) ``out`` and (N,) ``where``, image i shifted being ``out[where[i]]``.
+
+    Grouped, each offset is one block copy of whole rows, moved along the flat row
+    (28 dy + dx) with the columns that wrapped round zeroed."""
     n = x.shape[0]
-    imgs = x.reshape(n, 28, 28)
+    side = 2 * max_shift + 1
     dy = rng.integers(-max_shift, max_shift + 1, size=n)
     dx = rng.integers(-max_shift, max_shift + 1, size=n)
-    out = np.zeros_like(imgs)
-    # One slice copy per distinct offset (at most 25 for 2 px): much faster than a
-    # per-pixel gather. out[y, x] = img[y - dy, x - dx] where that pixel exists.
-    for oy in range(-max_shift, max_shift + 1):
-        for ox in range(-max_shift, max_shift + 1):
-            sel = np.flatnonzero((dy == oy) & (dx == ox))
-            if sel.size:
-                out[sel, max(oy, 0):28 + min(oy, 0), max(ox, 0):28 + min(ox, 0)] = \
-                    imgs[sel, max(-oy, 0):28 + min(-oy, 0), max(-ox, 0):28 + min(-ox, 0)]
-    return out.reshape(n, 784)
+    group = (dy + max_shift) * side + dx + max_shift
+    order = np.argsort(group, kind="stable")
+    bounds = np.searchsorted(group[order], np.arange(side * side + 1))
+    flat = x.reshape(n, 784)
+    out = np.empty_like(flat)
+    grid = out.reshape(n, 28, 28)
+    for g in range(side * side):
+        a, b = bounds[g], bounds[g + 1]
+        if a == b:
+            continue
+        src = np.take(flat, order[a:b], axis=0)  # one offset's images: still in cache below
+        oy, ox = g // side - max_shift, g % side - max_shift
+        s = 28 * oy + ox  # out[k + s] = src[k]; rows at the top or bottom come in empty
+        if s >= 0:
+            out[a:b, s:] = src[:, :784 - s]
+            out[a:b, :s] = 0
+        else:
+            out[a:b, :784 + s] = src[:, -s:]
+            out[a:b, 784 + s:] = 0
+        if ox > 0:   # these columns wrapped round from the row above
+            grid[a:b, :, :ox] = 0
+        elif ox < 0:
+            grid[a:b, :, 28 + ox:] = 0
+    where = np.empty(n, np.intp)
+    where[order] = np.arange(n)
+    return out, where
 
 
 # ---------------------------------------------------------------- the bundled subset

@@ -13,8 +13,8 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from .augment import augment_epoch, thin
-from .data import batches, one_hot, random_shift
+from .augment import augment_epoch, outline, thin
+from .data import batches, grouped_shift, one_hot
 from .losses import softmax_cross_entropy
 from .metrics import accuracy
 from .model import Sequential
@@ -76,6 +76,8 @@ def training_steps(model: Sequential, x: np.ndarray, y: np.ndarray, optimizer, *
     targets_all = one_hot(y, 10, dtype=model.dtype)
     if augment and augment.get("repen_fraction"):  # skeletons once, not every epoch
         augment = {**augment, "skeletons": thin(x.reshape(len(x), 28, 28) > 0.5)}
+    elif augment and augment.get("styles"):  # where the ink is, once
+        augment = {**augment, "outlines": outline(x.reshape(len(x), 28, 28))}
     params = model.parameters()
     good = [p.value.copy() for p in params]  # last weights that gave a finite loss
     n_batches = -(-len(x) // batch_size)
@@ -86,9 +88,10 @@ def training_steps(model: Sequential, x: np.ndarray, y: np.ndarray, optimizer, *
         losses, accs = [], []
         t0 = time.perf_counter()
         xe = augment_epoch(x, y, rng, **augment) if augment else x
-        xe = random_shift(xe, augment_shift, rng) if augment_shift else xe
+        # Shifted images are stored grouped by offset: image i is row where[i].
+        xe, where = grouped_shift(xe, augment_shift, rng) if augment_shift else (xe, None)
         for b, idx in enumerate(batches(len(x), batch_size, rng)):
-            xb, tb = xe[idx], targets_all[idx]
+            xb, tb = xe[idx if where is None else where[idx]], targets_all[idx]
             model.zero_grad()
             with np.errstate(over="ignore", invalid="ignore"):  # divergence is handled below
                 logits = model.logits(xb, training=True)
