@@ -92,7 +92,7 @@ def cmd_train(args) -> None:
         print(f"Epoch: {r['epoch']}, Loss: {r['loss']:.4f}, Acc: {100 * r['accuracy']:.2f}",
               flush=True)
 
-    model, history = fit_recipe(recipe, dataset, on_epoch=on_epoch)
+    model, history = fit_recipe(recipe, dataset, on_epoch=on_epoch, ahead=True)
     last = history.epochs[-1]
     print(f"Trained on {last['seen']:,} examples in {last['elapsed']:.1f} s: "
           f"{last['seen'] / last['train_time']:,.0f} examples/s of training "

@@ -19,8 +19,8 @@ import time
 import numpy as np
 
 from . import backend
-from .augment import augment_epoch, thin
-from .data import batches, one_hot, random_shift
+from .data import one_hot
+from .epochs import EpochPlan, epoch_plans
 from .losses import softmax_cross_entropy
 from .model import Sequential, dumps
 from .recipes import model_and_optimizer, recipe_for
@@ -85,7 +85,7 @@ class Replica:
         self._targets = one_hot(dataset.y_train, 10, dtype=self.model.dtype)
         self._plan = self._batches()
         self._batch: tuple[int, int, np.ndarray] | None = None  # (epoch, batch, indices)
-        self._xe: np.ndarray | None = None                       # this epoch's images
+        self._epoch_plan: EpochPlan | None = None               # this epoch's images
         self._started: float | None = None                      # perf_counter of compute()
         self.n_batches = -(-len(dataset.x_train) // r.batch_size)
         self.total = r.epochs * len(dataset.x_train)
@@ -101,21 +101,15 @@ class Replica:
         return backend.use(self.backend) if self.backend else contextlib.nullcontext()
 
     def _batches(self):
-        """(epoch, batch, indices) of every batch, each epoch's images augmented first:
-        the random stream of `train.training_steps`, draw for draw."""
+        """(epoch, batch, indices) of every batch, from `epochs.epoch_plans` as
+        `train.training_steps` reads them (the same images, in the same order)."""
         r, x, y = self.recipe, self.data.x_train, self.data.y_train
-        rng = np.random.default_rng(r.seed)
-        augment = r.augmentation()
-        augment = augment if any(augment.values()) else None
-        if augment and augment.get("repen_fraction"):
-            augment = {**augment, "skeletons": thin(x.reshape(len(x), 28, 28) > 0.5)}
         base_lr = self.optimizer.lr
-        for epoch in range(r.epochs):
+        plans = epoch_plans(x, y, r.seed, r.epochs, r.batch_size, r.augmentation(), r.augment_shift)
+        for epoch, self._epoch_plan in enumerate(plans):
             if r.lr_schedule == "cosine":
                 self.optimizer.lr = cosine_lr(base_lr, epoch, r.epochs)
-            xe = augment_epoch(x, y, rng, **augment) if augment else x
-            self._xe = random_shift(xe, r.augment_shift, rng) if r.augment_shift else xe
-            for b, idx in enumerate(batches(len(x), r.batch_size, rng)):
+            for b, idx in enumerate(self._epoch_plan.batches):
                 yield epoch, b, idx
 
     def compute(self) -> dict | None:
@@ -132,7 +126,8 @@ class Replica:
                 return None
             start, stop = share_bounds(len(self._batch[2]), self.rank, self.world)
             idx = self._batch[2][start:stop]
-            loss, correct = share_gradient(self.model, self._xe[idx], self._targets[idx])
+            plan = self._epoch_plan
+            loss, correct = share_gradient(self.model, plan.images[plan.rows(idx)], self._targets[idx])
         self.compute_time += time.perf_counter() - self._started
         return {"grad": self.grad, "loss": loss, "correct": correct}
 

@@ -13,8 +13,8 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from .augment import augment_epoch, outline, thin
-from .data import batches, grouped_shift, one_hot
+from .data import one_hot
+from .epochs import epoch_plans, plans_ahead
 from .losses import softmax_cross_entropy
 from .metrics import accuracy
 from .model import Sequential
@@ -46,7 +46,7 @@ def training_steps(model: Sequential, x: np.ndarray, y: np.ndarray, optimizer, *
                    batch_size: int, augment_shift: int = 0, seed: int = 0,
                    lr_schedule: str = "constant", loss_reduction: str = "mean",
                    augment: dict | None = None, x_val: np.ndarray | None = None,
-                   y_val: np.ndarray | None = None) -> Iterator[dict]:
+                   y_val: np.ndarray | None = None, ahead: bool = False) -> Iterator[dict]:
     """Train batch by batch, yielding a record after every batch and every epoch.
 
     x: (N, 784) float32, y: (N,) int labels. This generator is the loop itself: ``fit``
@@ -57,7 +57,9 @@ def training_steps(model: Sequential, x: np.ndarray, y: np.ndarray, optimizer, *
     learning rate each epoch along half a cosine, from the initial value towards 0.
     ``augment_shift`` > 0 shifts each image by up to that many pixels, drawn afresh
     every epoch; ``augment`` (keywords of ``augment.augment_epoch``) transforms the
-    images afresh every epoch before that shift. Records (dicts):
+    images afresh every epoch before that shift (`epochs.epoch_plans`; with ``ahead``, made
+    one epoch ahead in a second process where that helps: `epochs.plans_ahead`, the
+    same images). Records (dicts):
     batch: kind="batch", epoch, batch, batches, loss, accuracy (batch, in [0, 1]), seen,
     total, elapsed (wall seconds), train_time (seconds spent in batches);
     epoch: kind="epoch", epoch, loss (mean batch loss), accuracy (mean batch accuracy),
@@ -71,27 +73,21 @@ def training_steps(model: Sequential, x: np.ndarray, y: np.ndarray, optimizer, *
         raise ValueError(f"batch size must be between 1 and the number of examples ({len(x)})")
     if lr_schedule not in ("constant", "cosine"):
         raise ValueError(f"lr_schedule must be 'constant' or 'cosine', not {lr_schedule!r}")
-    rng = np.random.default_rng(seed)
     x = np.asarray(x, dtype=model.dtype)
     targets_all = one_hot(y, 10, dtype=model.dtype)
-    if augment and augment.get("repen_fraction"):  # skeletons once, not every epoch
-        augment = {**augment, "skeletons": thin(x.reshape(len(x), 28, 28) > 0.5)}
-    elif augment and augment.get("styles"):  # where the ink is, once
-        augment = {**augment, "outlines": outline(x.reshape(len(x), 28, 28))}
+    plans = (plans_ahead if ahead else epoch_plans)(x, y, seed, epochs, batch_size, augment,
+                                                     augment_shift)
     params = model.parameters()
     good = [p.value.copy() for p in params]  # last weights that gave a finite loss
     n_batches = -(-len(x) // batch_size)
     base_lr, seen, train_time, start = optimizer.lr, 0, 0.0, time.perf_counter()
-    for epoch in range(epochs):
+    t0 = time.perf_counter()
+    for epoch, plan in enumerate(plans):
         if lr_schedule == "cosine":
             optimizer.lr = cosine_lr(base_lr, epoch, epochs)
         losses, accs = [], []
-        t0 = time.perf_counter()
-        xe = augment_epoch(x, y, rng, **augment) if augment else x
-        # Shifted images are stored grouped by offset: image i is row where[i].
-        xe, where = grouped_shift(xe, augment_shift, rng) if augment_shift else (xe, None)
-        for b, idx in enumerate(batches(len(x), batch_size, rng)):
-            xb, tb = xe[idx if where is None else where[idx]], targets_all[idx]
+        for b, idx in enumerate(plan.batches):
+            xb, tb = plan.images[plan.rows(idx)], targets_all[idx]
             model.zero_grad()
             with np.errstate(over="ignore", invalid="ignore"):  # divergence is handled below
                 logits = model.logits(xb, training=True)
@@ -123,6 +119,7 @@ def training_steps(model: Sequential, x: np.ndarray, y: np.ndarray, optimizer, *
             record["val_accuracy"] = evaluate(model, x_val, y_val)
         record["elapsed"] = time.perf_counter() - start
         yield record
+        t0 = time.perf_counter()  # the next plan is made in training time
 
 
 def fit(model: Sequential, x: np.ndarray, y: np.ndarray, optimizer, *,
@@ -152,11 +149,12 @@ def fit(model: Sequential, x: np.ndarray, y: np.ndarray, optimizer, *,
     return history
 
 
-def fit_recipe(recipe, dataset, **callbacks) -> tuple[Sequential, History]:
+def fit_recipe(recipe, dataset, ahead: bool = False, **callbacks) -> tuple[Sequential, History]:
     """Build a fresh model for ``recipe`` (see `recipes`) and ``fit`` it on ``dataset``.
 
     ``callbacks`` are passed to ``fit`` (on_batch, on_epoch, should_stop); the test split
-    serves as ``x_val`` so every epoch reports held-out accuracy.
+    serves as ``x_val`` so every epoch reports held-out accuracy. ``ahead``: see
+    ``training_steps``.
     """
     from .recipes import model_and_optimizer
 
@@ -165,5 +163,5 @@ def fit_recipe(recipe, dataset, **callbacks) -> tuple[Sequential, History]:
                   batch_size=recipe.batch_size, augment_shift=recipe.augment_shift,
                   seed=recipe.seed, loss_reduction=recipe.loss_reduction,
                   lr_schedule=recipe.lr_schedule, augment=recipe.augmentation(),
-                  x_val=dataset.x_test, y_val=dataset.y_test, **callbacks)
+                  x_val=dataset.x_test, y_val=dataset.y_test, ahead=ahead, **callbacks)
     return model, history
