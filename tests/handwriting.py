@@ -72,6 +72,12 @@ def jitter(strokes, rng: np.random.Generator, amount: float = 1.0):
     return out
 
 
+def _span(a: float, b: float, radius: float, size: int) -> slice:
+    """The pixels whose centres lie within radius + 0.5 of [min(a, b), max(a, b)] (and more)."""
+    return slice(max(0, int(np.floor(min(a, b) - radius - 1))),
+                 min(size, int(np.ceil(max(a, b) + radius + 1)) + 1))
+
+
 def render(strokes, size: int = 112) -> np.ndarray:
     """Strokes -> (28, 28) uint8 MNIST input (ink = 255), as the page would classify them:
     like web/js/pad.js's paintFitted, the drawing scaled and centred to fill the square,
@@ -84,15 +90,17 @@ def render(strokes, size: int = 112) -> np.ndarray:
     scale = 0.9 * size / (extent * (1 + SEND_PEN))
     centre = (lo + hi) / 2
     r = SEND_PEN * extent * scale / 2
-    yy, xx = np.mgrid[0:size, 0:size] + 0.5
-    dist = np.full((size, size), np.inf)
+    ink = np.zeros((size, size))
     for stroke in strokes:
         p = (np.asarray(stroke, dtype=np.float64) - centre) * scale + size / 2
         a, b = p[:-1] if len(p) > 1 else p, p[1:] if len(p) > 1 else p
         for (ax, ay), (bx, by) in zip(a, b):
+            # Only pixels within r + 0.5 of the segment get ink: paint its bounding box.
+            rows, cols = _span(ay, by, r, size), _span(ax, bx, r, size)
+            yy, xx = np.mgrid[rows, cols] + 0.5
             vx, vy = bx - ax, by - ay
             t = np.clip(((xx - ax) * vx + (yy - ay) * vy) / max(vx * vx + vy * vy, 1e-12), 0, 1)
-            dist = np.minimum(dist, np.hypot(xx - ax - t * vx, yy - ay - t * vy))
-    ink = np.clip(r + 0.5 - dist, 0, 1)
+            dist = np.hypot(xx - ax - t * vx, yy - ay - t * vy)
+            ink[rows, cols] = np.maximum(ink[rows, cols], np.clip(r + 0.5 - dist, 0, 1))
     digit = to_mnist((ink * 255).astype(np.uint8))
     return np.round(digit * 255).astype(np.uint8)
