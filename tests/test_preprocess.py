@@ -107,11 +107,12 @@ def prepared_photos(bundle):
 
 @pytest.fixture(scope="module")
 def prepared_pad(bundle):
-    """``prepare`` of every bundled test digit drawn as the pad sends it (112 px, thickness
-    and size varied, mostly light on dark)."""
+    """``prepare`` of every other bundled test digit drawn as the pad sends it (112 px,
+    thickness and size varied, mostly light on dark). A thousand are enough: rules that
+    reject 1.1% or more of these digits fail the test below."""
     rng = np.random.default_rng(0)
     return [prepare(drawings.to_image(drawings.pad_digit(d, rng, side=112), i % 4 != 0))
-            for i, d in enumerate(bundle.x_test)]
+            for i, d in enumerate(bundle.x_test[::2])]
 
 
 def test_mnist_digits_pass_through_almost_unchanged(bundle, prepared_mnist):
