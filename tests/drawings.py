@@ -20,7 +20,7 @@ def paint(points_list, side: int, pen: float = PEN) -> np.ndarray:
             pts = np.vstack([pts, pts])
         for (x0, y0), (x1, y1) in zip(pts[:-1], pts[1:]):
             # Only pixels within radius + 0.5 of the segment get ink: paint its bounding box.
-            rows, cols = _span(y0, y1, radius, side), _span(x0, x1, radius, side)
+            rows, cols = segment_span(y0, y1, radius, side), segment_span(x0, x1, radius, side)
             yy, xx = np.mgrid[rows, cols] + 0.5
             dx, dy = x1 - x0, y1 - y0
             t = np.clip(((xx - x0) * dx + (yy - y0) * dy) / max(dx * dx + dy * dy, 1e-12), 0, 1)
@@ -29,7 +29,7 @@ def paint(points_list, side: int, pen: float = PEN) -> np.ndarray:
     return ink
 
 
-def _span(a: float, b: float, radius: float, side: int) -> slice:
+def segment_span(a: float, b: float, radius: float, side: int) -> slice:
     """The pixels whose centres lie within radius + 0.5 of [min(a, b), max(a, b)] (and more)."""
     return slice(max(0, int(np.floor(min(a, b) - radius - 1))),
                  min(side, int(np.ceil(max(a, b) + radius + 1)) + 1))

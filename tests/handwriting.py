@@ -11,6 +11,8 @@ import math
 
 import numpy as np
 
+from drawings import segment_span
+
 SEND_PEN = 0.14  # web/js/pad.js: the pen of the image sent, as a fraction of the extent
 
 
@@ -72,12 +74,6 @@ def jitter(strokes, rng: np.random.Generator, amount: float = 1.0):
     return out
 
 
-def _span(a: float, b: float, radius: float, size: int) -> slice:
-    """The pixels whose centres lie within radius + 0.5 of [min(a, b), max(a, b)] (and more)."""
-    return slice(max(0, int(np.floor(min(a, b) - radius - 1))),
-                 min(size, int(np.ceil(max(a, b) + radius + 1)) + 1))
-
-
 def render(strokes, size: int = 112) -> np.ndarray:
     """Strokes -> (28, 28) uint8 MNIST input (ink = 255), as the page would classify them:
     like web/js/pad.js's paintFitted, the drawing scaled and centred to fill the square,
@@ -96,7 +92,7 @@ def render(strokes, size: int = 112) -> np.ndarray:
         a, b = p[:-1] if len(p) > 1 else p, p[1:] if len(p) > 1 else p
         for (ax, ay), (bx, by) in zip(a, b):
             # Only pixels within r + 0.5 of the segment get ink: paint its bounding box.
-            rows, cols = _span(ay, by, r, size), _span(ax, bx, r, size)
+            rows, cols = segment_span(ay, by, r, size), segment_span(ax, bx, r, size)
             yy, xx = np.mgrid[rows, cols] + 0.5
             vx, vy = bx - ax, by - ay
             t = np.clip(((xx - ax) * vx + (yy - ay) * vy) / max(vx * vx + vy * vy, 1e-12), 0, 1)
