@@ -98,10 +98,11 @@ def prepared_mnist(bundle):
 
 @pytest.fixture(scope="module")
 def prepared_photos(bundle):
-    """(digits (n, 784), labels, ``prepare`` of each) of every other bundled test digit
-    rendered like a photo (seeded): scaled, anywhere, noisy, either polarity."""
+    """(digits (n, 784), labels, ``prepare`` of each) of every fourth bundled test digit
+    rendered like a photo (seeded): scaled, anywhere, noisy, either polarity. 500 are
+    enough: rules that reject 1.2% of them fail the rejection test below."""
     rng = np.random.default_rng(0)
-    x, y = bundle.x_test[::2], bundle.y_test[::2]
+    x, y = bundle.x_test[::4], bundle.y_test[::4]
     return x, y, [prepare(render(d, rng)) for d in x]
 
 
