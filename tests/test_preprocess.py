@@ -96,21 +96,23 @@ def prepared_mnist(bundle):
     return [prepare(d.reshape(28, 28)) for d in bundle.x_test]
 
 
+PHOTOS = slice(None, None, 4)  # the test digits rendered like photos: every fourth
+
+
 @pytest.fixture(scope="module")
 def prepared_photos(bundle):
-    """(digits (n, 784), labels, ``prepare`` of each) of every fourth bundled test digit
-    rendered like a photo (seeded): scaled, anywhere, noisy, either polarity. 500 are
-    enough: rules that reject 1.2% of them fail the rejection test below."""
+    """``prepare`` of the PHOTOS test digits rendered like a photo (seeded): scaled,
+    anywhere, noisy, either polarity. 500 are enough: a rule that rejected 1.2% of them
+    failed the rejection test below."""
     rng = np.random.default_rng(0)
-    x, y = bundle.x_test[::4], bundle.y_test[::4]
-    return x, y, [prepare(render(d, rng)) for d in x]
+    return [prepare(render(d, rng)) for d in bundle.x_test[PHOTOS]]
 
 
 @pytest.fixture(scope="module")
 def prepared_pad(bundle):
     """``prepare`` of every other bundled test digit drawn as the pad sends it (112 px,
-    thickness and size varied, mostly light on dark). A thousand are enough: rules that
-    reject 1.1% or more of these digits fail the test below."""
+    thickness and size varied, mostly light on dark). A thousand are enough: a rule that
+    rejected 1.2% of them failed the rejection test below."""
     rng = np.random.default_rng(0)
     return [prepare(drawings.to_image(drawings.pad_digit(d, rng, side=112), i % 4 != 0))
             for i, d in enumerate(bundle.x_test[::2])]
@@ -122,12 +124,12 @@ def test_mnist_digits_pass_through_almost_unchanged(bundle, prepared_mnist):
     assert np.abs(again - bundle.x_test).mean() < 0.02
 
 
-def test_rendered_mnist_digits_keep_their_accuracy(tutorial_mlp, prepared_photos):
+def test_rendered_mnist_digits_keep_their_accuracy(tutorial_mlp, bundle, prepared_photos):
     """Real held-out digits scaled, moved anywhere, noisy, either polarity: preprocessing
     must recover MNIST's framing well enough that accuracy barely drops."""
     model, _ = tutorial_mlp
-    x, y, prepared = prepared_photos
-    rendered = np.array([p.image.reshape(784) for p in prepared])
+    x, y = bundle.x_test[PHOTOS], bundle.y_test[PHOTOS]
+    rendered = np.array([p.image.reshape(784) for p in prepared_photos])
     original = (model.predict(x) == y).mean()
     assert (model.predict(rendered) == y).mean() >= original - 0.02
 
@@ -180,7 +182,6 @@ def test_real_digits_are_almost_never_rejected(name, request):
     """The bundled test digits drawn as the pad sends them, rendered like photos, and as
     MNIST itself."""
     prepared = request.getfixturevalue(f"prepared_{name}")
-    prepared = prepared[2] if name == "photos" else prepared
     outcomes = [p.outcome for p in prepared]
     assert outcomes.count(DIGIT) >= 0.99 * len(prepared), \
         {o: outcomes.count(o) for o in set(outcomes)}
