@@ -90,13 +90,15 @@ def bundle():
     return data.load_bundle()
 
 
+MNIST = slice(None, None, 2)   # the test digits prepared as MNIST has them: every other
+PHOTOS = slice(None, None, 4)  # the test digits rendered like photos: every fourth
+
+
 @pytest.fixture(scope="module")
 def prepared_mnist(bundle):
-    """``prepare`` of every bundled test digit as MNIST has it (28x28, ink = 1)."""
-    return [prepare(d.reshape(28, 28)) for d in bundle.x_test]
-
-
-PHOTOS = slice(None, None, 4)  # the test digits rendered like photos: every fourth
+    """``prepare`` of the MNIST test digits as MNIST has them (28x28, ink = 1). A thousand
+    are enough: a rule that rejected 1.8% of them failed the rejection test below."""
+    return [prepare(d.reshape(28, 28)) for d in bundle.x_test[MNIST]]
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +123,7 @@ def prepared_pad(bundle):
 def test_mnist_digits_pass_through_almost_unchanged(bundle, prepared_mnist):
     """MNIST digits are already in this format: preprocessing them again changes little."""
     again = np.array([p.image.reshape(784) for p in prepared_mnist])
-    assert np.abs(again - bundle.x_test).mean() < 0.02
+    assert np.abs(again - bundle.x_test[MNIST]).mean() < 0.02
 
 
 def test_rendered_mnist_digits_keep_their_accuracy(tutorial_mlp, bundle, prepared_photos):
