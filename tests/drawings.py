@@ -12,7 +12,6 @@ PEN = 0.075
 
 def paint(points_list, side: int, pen: float = PEN) -> np.ndarray:
     """Strokes (lists of (x, y) in [0, 1]) -> (side, side) float ink coverage in [0, 1]."""
-    yy, xx = np.mgrid[0:side, 0:side] + 0.5
     ink = np.zeros((side, side))
     radius = pen * side / 2
     for pts in points_list:
@@ -20,11 +19,20 @@ def paint(points_list, side: int, pen: float = PEN) -> np.ndarray:
         if len(pts) == 1:
             pts = np.vstack([pts, pts])
         for (x0, y0), (x1, y1) in zip(pts[:-1], pts[1:]):
+            # Only pixels within radius + 0.5 of the segment get ink: paint its bounding box.
+            rows, cols = segment_span(y0, y1, radius, side), segment_span(x0, x1, radius, side)
+            yy, xx = np.mgrid[rows, cols] + 0.5
             dx, dy = x1 - x0, y1 - y0
             t = np.clip(((xx - x0) * dx + (yy - y0) * dy) / max(dx * dx + dy * dy, 1e-12), 0, 1)
             dist = np.hypot(xx - x0 - t * dx, yy - y0 - t * dy)
-            ink = np.maximum(ink, np.clip(radius - dist + 0.5, 0, 1))
+            ink[rows, cols] = np.maximum(ink[rows, cols], np.clip(radius - dist + 0.5, 0, 1))
     return ink
+
+
+def segment_span(a: float, b: float, radius: float, side: int) -> slice:
+    """The pixels whose centres lie within radius + 0.5 of [min(a, b), max(a, b)] (and more)."""
+    return slice(max(0, int(np.floor(min(a, b) - radius - 1))),
+                 min(side, int(np.ceil(max(a, b) + radius + 1)) + 1))
 
 
 def to_image(ink: np.ndarray, light_on_dark: bool = True) -> np.ndarray:

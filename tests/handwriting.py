@@ -11,6 +11,8 @@ import math
 
 import numpy as np
 
+from drawings import segment_span
+
 SEND_PEN = 0.14  # web/js/pad.js: the pen of the image sent, as a fraction of the extent
 
 
@@ -84,15 +86,17 @@ def render(strokes, size: int = 112) -> np.ndarray:
     scale = 0.9 * size / (extent * (1 + SEND_PEN))
     centre = (lo + hi) / 2
     r = SEND_PEN * extent * scale / 2
-    yy, xx = np.mgrid[0:size, 0:size] + 0.5
-    dist = np.full((size, size), np.inf)
+    ink = np.zeros((size, size))
     for stroke in strokes:
         p = (np.asarray(stroke, dtype=np.float64) - centre) * scale + size / 2
         a, b = p[:-1] if len(p) > 1 else p, p[1:] if len(p) > 1 else p
         for (ax, ay), (bx, by) in zip(a, b):
+            # Only pixels within r + 0.5 of the segment get ink: paint its bounding box.
+            rows, cols = segment_span(ay, by, r, size), segment_span(ax, bx, r, size)
+            yy, xx = np.mgrid[rows, cols] + 0.5
             vx, vy = bx - ax, by - ay
             t = np.clip(((xx - ax) * vx + (yy - ay) * vy) / max(vx * vx + vy * vy, 1e-12), 0, 1)
-            dist = np.minimum(dist, np.hypot(xx - ax - t * vx, yy - ay - t * vy))
-    ink = np.clip(r + 0.5 - dist, 0, 1)
+            dist = np.hypot(xx - ax - t * vx, yy - ay - t * vy)
+            ink[rows, cols] = np.maximum(ink[rows, cols], np.clip(r + 0.5 - dist, 0, 1))
     digit = to_mnist((ink * 255).astype(np.uint8))
     return np.round(digit * 255).astype(np.uint8)

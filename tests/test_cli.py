@@ -8,61 +8,22 @@ arguments exit 2 with argparse usage text; missing or corrupt files (and diverge
 from __future__ import annotations
 
 import gzip
-import io
 import os
 import re
 import struct
 import subprocess
 import sys
-import zlib
-from contextlib import redirect_stderr, redirect_stdout
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import digitnet
+from cli_runner import REPO, Result, run_cli, run_process
 from digitnet import data
-from digitnet.cli import main
 
-REPO = Path(__file__).resolve().parent.parent
 EPOCH_LINE = r"Epoch: {}, Loss: \d+\.\d{{4}}, Acc: \d+\.\d{{2}}"
 TEST_ACC = re.compile(r"^Test accuracy: (0\.\d{4})$")
 EVAL_ACC = re.compile(r"^accuracy: (\d\.\d{4})$")
-
-
-# ---------------------------------------------------------------- running the CLI
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-    @property
-    def lines(self) -> list[str]:
-        return self.out.splitlines()
-
-
-def run_cli(*argv) -> Result:
-    """``main(argv)`` in-process, capturing stdout/stderr and the exit status."""
-    out, err, code = io.StringIO(), io.StringIO(), 0
-    with redirect_stdout(out), redirect_stderr(err):
-        try:
-            main([str(a) for a in argv])
-        except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    return Result(code, out.getvalue(), err.getvalue())
-
-
-def run_process(*argv, timeout: float = 120) -> Result:
-    """The real entry point: ``python3 -m digitnet ...`` from the repo root."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
-    env["PYTHONPATH"] = str(REPO / "py" / "src")
-    p = subprocess.run([sys.executable, "-m", "digitnet", *map(str, argv)], cwd=REPO, env=env,
-                       capture_output=True, text=True, timeout=timeout)
-    return Result(p.returncode, p.stdout, p.stderr)
 
 
 def assert_one_line_error(r: Result, *needles: str) -> None:
@@ -83,8 +44,6 @@ def reported_accuracy(r: Result) -> str:
     m = TEST_ACC.match(r.lines[-1])
     assert m, r.out
     return m.group(1)
-
-
 
 
 # ---------------------------------------------------------------- fixtures

@@ -1,20 +1,15 @@
 """Fine-tuning on a person's examples: refusals, slicing, seeding, and that it learns a
 style the model misreads without forgetting the test split; the CLI's ``finetune``."""
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
+from cli_runner import run_cli, run_process
 from digitnet import data, dumps, load, save
 from digitnet.examples import ExamplesError, load_examples, save_examples
 from digitnet.finetune import Finetune, FinetuneError, finetune
 from digitnet.recipes import get_recipe
 from digitnet.train import evaluate, fit_recipe
 from handwriting import STYLES, jitter, render
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -103,22 +98,16 @@ def test_stop_flag(base, ds):
     assert run.step()["step"] == 2                # a stopped run does not move on
 
 
-def cli(*args):
-    return subprocess.run([sys.executable, "-m", "digitnet", *map(str, args)], cwd=ROOT,
-                          capture_output=True, text=True, env={"PYTHONPATH": str(ROOT / "py" / "src")},
-                          timeout=300)
-
-
 def test_cli_finetune(base, ds, tmp_path):
     save(base, tmp_path / "m.npz")
     images, labels, _ = style_set(3, seed=1)
     (tmp_path / "ex.npz").write_bytes(save_examples(images, labels))
-    proc = cli("finetune", "--weights", tmp_path / "m.npz", "--examples", tmp_path / "ex.npz",
-               "--out", tmp_path / "m2.npz", "--steps", 20)
-    assert proc.returncode == 0, proc.stderr
-    assert "(20 steps in" in proc.stdout
-    before = float(proc.stdout.split("test accuracy before:")[1].split()[0])
-    after = float(proc.stdout.split("test accuracy after:")[1].split()[0])
+    proc = run_process("finetune", "--weights", tmp_path / "m.npz", "--examples",
+                       tmp_path / "ex.npz", "--out", tmp_path / "m2.npz", "--steps", 20)
+    assert proc.code == 0, proc.err
+    assert "(20 steps in" in proc.out
+    before = float(proc.out.split("test accuracy before:")[1].split()[0])
+    after = float(proc.out.split("test accuracy after:")[1].split()[0])
     assert before == pytest.approx(evaluate(base, ds.x_test, ds.y_test), abs=1e-4)
     tuned = load(tmp_path / "m2.npz")
     assert after == pytest.approx(evaluate(tuned, ds.x_test, ds.y_test), abs=1e-4)
@@ -136,28 +125,28 @@ def test_cli_finetune_png_directory(base, tmp_path):
     (tmp_path / "pngs").mkdir()
     for i, (img, lab) in enumerate(zip(images, labels)):
         Image.fromarray(img).save(tmp_path / "pngs" / f"{lab}_{i}.png")
-    proc = cli("finetune", "--weights", tmp_path / "m.npz", "--examples", tmp_path / "pngs",
-               "--out", tmp_path / "m2.npz", "--steps", 2)
-    assert proc.returncode == 0, proc.stderr
+    proc = run_cli("finetune", "--weights", tmp_path / "m.npz", "--examples", tmp_path / "pngs",
+                   "--out", tmp_path / "m2.npz", "--steps", 2)
+    assert proc.code == 0, proc.err
     assert load_examples(tmp_path / "pngs")[1].tolist() == sorted(labels.tolist())
     assert (tmp_path / "m2.npz").exists()
 
 
 def test_cli_finetune_errors(base, tmp_path):
     save(base, tmp_path / "m.npz")
-    proc = cli("finetune", "--weights", tmp_path / "m.npz")
-    assert proc.returncode == 2 and "--examples" in proc.stderr
-    proc = cli("finetune", "--weights", tmp_path / "m.npz", "--examples", tmp_path / "ex.npz",
-               "--out", tmp_path / "out.npz", "--steps", 0)
-    assert proc.returncode == 2 and "must be a whole number from 1 to 10000" in proc.stderr
+    proc = run_cli("finetune", "--weights", tmp_path / "m.npz")
+    assert proc.code == 2 and "--examples" in proc.err
+    proc = run_cli("finetune", "--weights", tmp_path / "m.npz", "--examples", tmp_path / "ex.npz",
+                   "--out", tmp_path / "out.npz", "--steps", 0)
+    assert proc.code == 2 and "must be a whole number from 1 to 10000" in proc.err
     (tmp_path / "bad.npz").write_bytes(b"garbage")
     (tmp_path / "one.npz").write_bytes(save_examples(np.zeros((2, 28, 28), np.uint8), [3, 3]))
     for examples_file, message in [("bad.npz", "not a readable examples file"),
                                    ("one.npz", "All examples are 3s"),
                                    ("missing.npz", "Cannot read")]:
-        proc = cli("finetune", "--weights", tmp_path / "m.npz", "--examples",
-                   tmp_path / examples_file, "--out", tmp_path / "out.npz")
-        assert proc.returncode == 1, proc.stderr
-        lines = proc.stderr.strip().splitlines()
+        proc = run_cli("finetune", "--weights", tmp_path / "m.npz", "--examples",
+                       tmp_path / examples_file, "--out", tmp_path / "out.npz")
+        assert proc.code == 1, proc.err
+        lines = proc.err.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("digitnet: error: ") and message in lines[0]
         assert not (tmp_path / "out.npz").exists()

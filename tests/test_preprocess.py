@@ -4,7 +4,9 @@ import pytest
 
 from digitnet import data
 from digitnet.inkshape import label
-from digitnet.preprocess import centre_of_mass, ink_map, resize_area, to_mnist
+from digitnet.preprocess import (DIGIT, EMPTY, NOT_A_DIGIT, centre_of_mass, ink_map, prepare,
+                                  resize_area, to_mnist)
+import drawings
 from render import render
 
 
@@ -83,29 +85,58 @@ def test_area_resize_preserves_mean_intensity():
         assert resize_area(img, h, w).mean() == pytest.approx(img.mean())
 
 
-def test_mnist_digits_pass_through_almost_unchanged():
+@pytest.fixture(scope="module")
+def bundle():
+    return data.load_bundle()
+
+
+MNIST = slice(None, None, 2)   # the test digits prepared as MNIST has them: every other
+PHOTOS = slice(None, None, 4)  # the test digits rendered like photos: every fourth
+
+
+@pytest.fixture(scope="module")
+def prepared_mnist(bundle):
+    """``prepare`` of the MNIST test digits as MNIST has them (28x28, ink = 1). A thousand
+    are enough: a rule that rejected 1.8% of them failed the rejection test below."""
+    return [prepare(d.reshape(28, 28)) for d in bundle.x_test[MNIST]]
+
+
+@pytest.fixture(scope="module")
+def prepared_photos(bundle):
+    """``prepare`` of the PHOTOS test digits rendered like a photo (seeded): scaled,
+    anywhere, noisy, either polarity. 500 are enough: a rule that rejected 1.2% of them
+    failed the rejection test below."""
+    rng = np.random.default_rng(0)
+    return [prepare(render(d, rng)) for d in bundle.x_test[PHOTOS]]
+
+
+@pytest.fixture(scope="module")
+def prepared_pad(bundle):
+    """``prepare`` of every other bundled test digit drawn as the pad sends it (112 px,
+    thickness and size varied, mostly light on dark). A thousand are enough: a rule that
+    rejected 1.2% of them failed the rejection test below."""
+    rng = np.random.default_rng(0)
+    return [prepare(drawings.to_image(drawings.pad_digit(d, rng, side=112), i % 4 != 0))
+            for i, d in enumerate(bundle.x_test[::2])]
+
+
+def test_mnist_digits_pass_through_almost_unchanged(bundle, prepared_mnist):
     """MNIST digits are already in this format: preprocessing them again changes little."""
-    x = data.load_bundle().x_test[:300]
-    again = np.array([to_mnist(d.reshape(28, 28)).reshape(784) for d in x])
-    assert np.abs(again - x).mean() < 0.02
+    again = np.array([p.image.reshape(784) for p in prepared_mnist])
+    assert np.abs(again - bundle.x_test[MNIST]).mean() < 0.02
 
 
-def test_rendered_mnist_digits_keep_their_accuracy(tutorial_mlp):
+def test_rendered_mnist_digits_keep_their_accuracy(tutorial_mlp, bundle, prepared_photos):
     """Real held-out digits scaled, moved anywhere, noisy, either polarity: preprocessing
     must recover MNIST's framing well enough that accuracy barely drops."""
-    ds = data.load_bundle()
     model, _ = tutorial_mlp
-    rng = np.random.default_rng(0)
-    x, y = ds.x_test[::4], ds.y_test[::4]
-    rendered = np.array([to_mnist(render(d, rng)).reshape(784) for d in x])
+    x, y = bundle.x_test[PHOTOS], bundle.y_test[PHOTOS]
+    rendered = np.array([p.image.reshape(784) for p in prepared_photos])
     original = (model.predict(x) == y).mean()
     assert (model.predict(rendered) == y).mean() >= original - 0.02
 
 
 # ---------------------------------------------------------------- digit, empty, not a digit
-
-from digitnet.preprocess import DIGIT, EMPTY, NOT_A_DIGIT, prepare  # noqa: E402
-import drawings  # noqa: E402
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (1, 40), (40, 1), (7, 7), (300, 5)])
@@ -148,22 +179,13 @@ def test_each_kind_gets_its_reason(make, reason):
     assert to_mnist(drawings.to_image(make())) is not None   # the old convention: ink is framed
 
 
-def real_digit_sets():
-    x = data.load_bundle().x_test
-    rng = np.random.default_rng(0)
-    pad = (drawings.to_image(drawings.pad_digit(d, rng, side=112), i % 4 != 0)
-           for i, d in enumerate(x))
-    photos = (render(d, rng) for d in x[::2])
-    return {"pad": pad, "photo": photos, "mnist": (d.reshape(28, 28) for d in x)}
-
-
-@pytest.mark.parametrize("name", ["pad", "photo", "mnist"])
-def test_real_digits_are_almost_never_rejected(name):
-    """The bundled test digits drawn as the pad sends them (112 px, thickness and size
-    varied, mostly light on dark), rendered like photos, and as MNIST itself."""
-    images = list(real_digit_sets()[name])
-    outcomes = [prepare(img).outcome for img in images]
-    assert outcomes.count(DIGIT) >= 0.99 * len(images), \
+@pytest.mark.parametrize("name", ["pad", "photos", "mnist"])
+def test_real_digits_are_almost_never_rejected(name, request):
+    """The bundled test digits drawn as the pad sends them, rendered like photos, and as
+    MNIST itself."""
+    prepared = request.getfixturevalue(f"prepared_{name}")
+    outcomes = [p.outcome for p in prepared]
+    assert outcomes.count(DIGIT) >= 0.99 * len(prepared), \
         {o: outcomes.count(o) for o in set(outcomes)}
 
 

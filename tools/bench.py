@@ -186,6 +186,9 @@ def check(results: dict) -> list[str]:
         for k in keys:
             if results[section].get(k) is None:
                 problems.append(f"{section}.{k} missing")
+    pyodide = (results.get("meta") or {}).get("pyodide") or {}
+    if not pyodide.get("version"):
+        problems.append(f"meta.pyodide.version missing ({pyodide.get('error', 'no probe result')})")
     if problems:
         return problems
     m = results["matmul_gflops"]

@@ -304,9 +304,7 @@ def _page_runs(browser, base_url: str, counter: ByteCounter, mode: str, q: int) 
         compute[f"matmul_{pth}"] = summary(compute[f"train_mlp_{pth}"]["matmul_bursts_gflops"]
                                            + compute[f"train_cnn_{pth}"]["matmul_bursts_gflops"])
     out["compute"] = compute
-    out["pyodide"] = _try(lambda: worker.evaluate(
-        "() => ({version: pyodide.version, python: pyodide.runPython('import sys; sys.version.split()[0]'),"
-        " numpy: pyodide.runPython('import numpy; numpy.__version__')})"))
+    out["pyodide"] = _try(lambda: worker.evaluate("() => self.PyRuntime.versions()"))
 
     # -- the training panel itself, in a fresh worker (scipy now comes from the
     # service worker's cache: the bytes above were its first, only download).

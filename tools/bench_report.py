@@ -224,6 +224,17 @@ def accuracy_lines(acc: dict) -> list[str]:
     ]
 
 
+def runtimes_line(m: dict) -> str:
+    """The report's line naming CPython, Chromium and the page's Pyodide (``m``: the meta
+    section; ``m["pyodide"]``: {version, python, numpy} from the page's worker, or {error})."""
+    py = m["pyodide"]
+    pyodide = (f"Pyodide {py['version']} (Python {py['python']}, numpy {py['numpy']}, "
+               "single-threaded WebAssembly)" if "version" in py else
+               f"Pyodide: version unknown (the worker's probe failed: {py.get('error', 'no answer')})")
+    return (f"- CPython {m['python']}, numpy {m['numpy']} (its BLAS may use every core); "
+            f"Chromium {m['chromium']}; {pyodide}.")
+
+
 def markdown(r: dict) -> str:
     from digitnet.bench import MLP_FLOPS_PER_EXAMPLE as mlp_convention
     m = r["meta"]
@@ -241,10 +252,7 @@ def markdown(r: dict) -> str:
         f"{m['date']} in {m['run_s']:.0f} s. Each figure: median (min–max) of the runs given.",
         "",
         f"- Machine: {m['nproc']} cores, {m['cpu']}; {m['os']}.",
-        f"- CPython {m['python']}, numpy {m['numpy']} (its BLAS may use every core); "
-        f"Chromium {m['chromium']}; Pyodide {m['pyodide'].get('version', '?')} "
-        f"(Python {m['pyodide'].get('python', '?')}, numpy {m['pyodide'].get('numpy', '?')}, "
-        "single-threaded WebAssembly).",
+        runtimes_line(m),
         f"- Load average at start: {' / '.join(map(str, la))} (1 / 5 / 15 min); at the end: "
         f"{' / '.join(map(str, m['load_average_end']))}; 1-minute load while running "
         f"{fmt_stat(m.get('load_average_1min_during'), 1)}. The machine is shared (other "

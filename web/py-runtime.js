@@ -145,8 +145,20 @@ self.PyRuntime = (() => {
     });
   }
 
+  /** {version, python, numpy}: the versions this worker runs (the benchmark reports them). */
+  function versions() {
+    const sys = pyodide.pyimport("sys");
+    const numpy = pyodide.pyimport("numpy");
+    try {
+      return { version: pyodide.version, python: sys.version.split(" ")[0], numpy: numpy.__version__ };
+    } finally {
+      sys.destroy();
+      numpy.destroy();
+    }
+  }
+
   return {
     BASE, t0, timings, blas, fetchOk, loadPackages, call, callInto, pythonMessage, boot, ensureBlas, serve,
-    heapBytes: () => pyodide._module.HEAPU8.length,
+    versions, heapBytes: () => pyodide._module.HEAPU8.length,
   };
 })();

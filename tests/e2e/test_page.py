@@ -80,6 +80,16 @@ def test_loads_to_ready_with_every_stage_done(app):
     assert not app.errors, app.errors
 
 
+def test_the_worker_reports_the_pyodide_it_runs(app, dist_dir):
+    """What the benchmark's report names: the pad worker's Pyodide, Python and numpy, the
+    versions the site ships (its pyodide-lock.json)."""
+    worker = next(w for w in app.workers if urllib.parse.urlsplit(w.url).path.endswith("/worker.js"))
+    lock = json.loads((dist_dir / "pyodide" / "pyodide-lock.json").read_text())
+    assert worker.evaluate("() => self.PyRuntime.versions()") == {
+        "version": lock["info"]["version"], "python": lock["info"]["python"],
+        "numpy": lock["packages"]["numpy"]["version"]}
+
+
 def test_blank_pad_gives_no_prediction(app):
     assert app.get_by_test_id("prediction").inner_text().strip() == ""
     assert "Draw a digit" in app.inner_text("#verdict-text")

@@ -5,56 +5,25 @@
 // (`keepForThisPage`): a negative id and `unsaved: true`, listed with the stored ones.
 // Other tabs of the site hear every change (`onOtherTabChange`).
 
-const DB_NAME = "digitnet";
-const DB_VERSION = 1;
-const STORE = "models";
+import { transactions } from "./idb.js";
+
 export const NAME_MAX = 80; // characters of a model's name (a long file name must not stretch the page)
 
-let dbPromise = null;
+const run = transactions("digitnet", "models", {
+  opening: (err) => new Error(`the browser's storage could not be opened (${err.message})`),
+  notOpened: "IndexedDB could not be opened",
+  blocked: "IndexedDB is blocked by another tab",
+  refused: "IndexedDB request failed",
+  aborted: "IndexedDB transaction aborted (storage full?)",
+});
 const memory = new Map(); // id (< 0) -> records kept only while this page is open
 let nextMemoryId = -1;
 const channel = "BroadcastChannel" in self ? new BroadcastChannel("digitnet-models") : null;
 
-function open() {
-  if (!dbPromise) {
-    dbPromise = new Promise((resolve, reject) => {
-      if (!self.indexedDB) {
-        reject(new Error("this browser offers no storage (IndexedDB)"));
-        return;
-      }
-      let req;
-      try {
-        req = indexedDB.open(DB_NAME, DB_VERSION);
-      } catch (err) {
-        reject(new Error(`the browser's storage could not be opened (${err.message})`));
-        return;
-      }
-      req.onupgradeneeded = () => {
-        if (!req.result.objectStoreNames.contains(STORE)) {
-          req.result.createObjectStore(STORE, { keyPath: "id", autoIncrement: true });
-        }
-      };
-      req.onsuccess = () => resolve(req.result);
-      req.onerror = () => reject(req.error || new Error("IndexedDB could not be opened"));
-      req.onblocked = () => reject(new Error("IndexedDB is blocked by another tab"));
-    });
-    dbPromise.catch(() => (dbPromise = null));
-  }
-  return dbPromise;
-}
-
-async function run(mode, fn) {
-  const db = await open();
-  return new Promise((resolve, reject) => {
-    const tx = db.transaction(STORE, mode);
-    const store = tx.objectStore(STORE);
-    let result;
-    const req = fn(store);
-    if (req) req.onsuccess = () => (result = req.result);
-    tx.oncomplete = () => resolve(result);
-    tx.onerror = () => reject(tx.error || new Error("IndexedDB request failed"));
-    tx.onabort = () => reject(tx.error || new Error("IndexedDB transaction aborted (storage full?)"));
-  });
+/** The result of fn(store)'s one request, in one transaction. */
+async function one(mode, fn) {
+  const [result] = await run(mode, fn);
+  return result;
 }
 
 /** A name as kept: trimmed, at most NAME_MAX characters (an ellipsis marks a cut). */
@@ -77,7 +46,7 @@ export function onOtherTabChange(fn) {
 export async function list() {
   let stored = [];
   try {
-    stored = (await run("readonly", (s) => s.getAll())) || [];
+    stored = (await one("readonly", (s) => s.getAll())) || [];
   } catch (err) {
     if (!memory.size) throw err;
   }
@@ -87,14 +56,14 @@ export async function list() {
 
 export function get(id) {
   if (id < 0) return Promise.resolve(memory.get(id));
-  return run("readonly", (s) => s.get(id));
+  return one("readonly", (s) => s.get(id));
 }
 
 /** Store a new record; resolves with it (with its id). */
 export async function add(record) {
   const clean = { ...record, name: cleanName(record.name), date: record.date || new Date().toISOString() };
   delete clean.id;
-  const id = await run("readwrite", (s) => s.add(clean));
+  const id = await one("readwrite", (s) => s.add(clean));
   announce({ change: "add", id, name: clean.name });
   return { ...clean, id };
 }
@@ -112,7 +81,7 @@ export async function rename(id, name) {
   if (!record) throw new Error("that model is no longer stored");
   record.name = cleanName(name);
   if (id < 0) return record;
-  await run("readwrite", (s) => s.put(record));
+  await one("readwrite", (s) => s.put(record));
   announce({ change: "rename", id, name: record.name });
   return record;
 }
@@ -122,6 +91,6 @@ export async function remove(id) {
     memory.delete(id);
     return;
   }
-  await run("readwrite", (s) => s.delete(id));
+  await one("readwrite", (s) => s.delete(id));
   announce({ change: "remove", id });
 }
