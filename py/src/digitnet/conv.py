@@ -36,6 +36,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from . import fftconv
 from .backend import current, matmul
 from .layers import Layer, Param, register
 
@@ -124,6 +125,7 @@ class Conv2D(Layer):
         self.b = Param(np.zeros(self.out_channels, dtype=dtype), "b")
         self._xp = None        # zero-padded (N, Hp, Wp, C) input of the last forward
         self._x_shape = None   # (N, C, H, W)
+        self._fft = None       # fftconv.FFTState when the last forward took the FFT path
 
     def params(self):
         return [self.W, self.b]
@@ -148,6 +150,15 @@ class Conv2D(Layer):
             raise ValueError(f"Conv2D input {h}x{w} is smaller than its {k}x{k} kernel "
                              f"(padding {p})")
         dtype = np.result_type(x.dtype, self.W.value.dtype)
+        self._fft = None
+        gemm = fftconv.wanted(current(), n, c, s) and fftconv.gemm_for(
+            np.result_type(dtype, np.complex64))
+        if gemm:
+            y, self._fft = fftconv.forward(x.astype(dtype, copy=False),
+                                           self.W.value.astype(dtype, copy=False),
+                                           self.b.value.astype(dtype, copy=False), p, gemm)
+            self._xp, self._x_shape = None, x.shape
+            return y
         # One copy: NCHW (any strides) -> zero-padded, channel-last (N, Hp, Wp, C).
         xp = np.zeros((n, h + 2 * p, w + 2 * p, c), dtype=dtype)
         xp[:, p:p + h, p:p + w, :] = x.transpose(0, 2, 3, 1)
@@ -169,6 +180,12 @@ class Conv2D(Layer):
         self._backward(dout, input_grad=False)
 
     def _backward(self, dout, input_grad: bool):
+        if self._fft is not None:
+            dw, db, dx = fftconv.backward(self._fft, dout, self.W.value.astype(
+                self._fft.x_hat.real.dtype, copy=False), self.padding, input_grad)
+            self.W.grad += dw
+            self.b.grad += db
+            return dx
         n, c, h, w = self._x_shape
         k, s, p, f = self.kernel_size, self.stride, self.padding, self.out_channels
         h_out, w_out = dout.shape[2], dout.shape[3]
