@@ -284,10 +284,11 @@ class MaxPool2D(Layer):
         # Windows that tile x write every element of dx; otherwise some get nothing.
         dx = (np.empty_like if tiled else np.zeros_like)(x, dtype=dout.dtype)
         for o, _, _, rows, cls in _window_slices(k, s, h_out, w_out):
+            won = (winner == o).view(np.uint8)   # bool -> float casts are slow in Pyodide
             if s >= k:   # windows do not overlap: each input element gets at most one value
-                np.multiply(dout, winner == o, out=dx[:, :, rows, cls])
+                np.multiply(dout, won, out=dx[:, :, rows, cls])
             else:
-                dx[:, :, rows, cls] += dout * (winner == o)
+                dx[:, :, rows, cls] += dout * won
         return dx
 
 
