@@ -48,7 +48,11 @@ def test_fft_forward_matches_naive(n, c, h, w, f, k, padding, fft_everywhere):
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("n,c,h,w,f,k,padding", STRIDE1_CONFIGS)
+@pytest.mark.parametrize("n,c,h,w,f,k,padding", [
+    (2, 2, 6, 5, 3, 3, 1),
+    (1, 2, 7, 6, 2, 5, 2),        # non-square, 5x5 "same"
+    (2, 1, 5, 5, 2, 3, 0),
+])
 def test_fft_gradients(n, c, h, w, f, k, padding, fft_everywhere):
     rng = np.random.default_rng(5)
     layer = Conv2D(c, f, k, padding=padding, seed=6, dtype=np.float64)
@@ -100,25 +104,27 @@ def test_path_choice():
     assert not fftconv.wanted("sgemm", 1, 16, 1)        # a single drawing
 
 
-def test_cnn_float32_same_training_step_both_paths():
+@pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-10), (np.float32, 1e-3)])
+def test_cnn_same_training_step_both_paths(dtype, rtol):
     """The shipped CNN's logits and every gradient agree between im2col (numpy) and the
-    FFT path (sgemm) on one float32 batch, and the FFT path really ran for layer 2."""
+    FFT path (sgemm) on one batch (exactly up to rounding in float64), the dtype is kept,
+    and the FFT path really ran for the second conv layer only."""
     rng = np.random.default_rng(3)
-    x = rng.uniform(0, 1, (fftconv.MIN_BATCH, 784)).astype(np.float32)
-    dlogits = rng.standard_normal((len(x), 10)).astype(np.float32)
+    x = rng.uniform(0, 1, (fftconv.MIN_BATCH, 784)).astype(dtype)
+    dlogits = rng.standard_normal((len(x), 10)).astype(dtype)
     results = []
     for name in ("numpy", "sgemm"):
-        net = model.cnn(seed=4)
+        net = model.cnn(seed=4, dtype=dtype)
         with backend.use(name):
             net.zero_grad()
             logits = net.logits(x, training=True)
             net.backward(dlogits, input_grad=False)
-        assert logits.dtype == np.float32
+        assert logits.dtype == dtype
         assert (net.layers[4]._fft is not None) == (name == "sgemm")
         assert net.layers[1]._fft is None
         results.append((logits, [p.grad.copy() for p in net.parameters()]))
     (l0, g0), (l1, g1) = results
-    np.testing.assert_allclose(l1, l0, rtol=1e-4, atol=1e-4 * np.abs(l0).max())
+    np.testing.assert_allclose(l1, l0, rtol=rtol, atol=rtol * np.abs(l0).max())
     for a, b in zip(g0, g1):
-        assert b.dtype == np.float32
-        np.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-4 * np.abs(a).max())
+        assert b.dtype == dtype
+        np.testing.assert_allclose(b, a, rtol=rtol, atol=rtol * np.abs(a).max())
