@@ -32,6 +32,8 @@ STRIDE1_CONFIGS = [
     (3, 2, 10, 11, 2, 5, 2),      # non-square, 5x5 "same"
     (2, 4, 6, 5, 5, 3, 2),        # padding larger than needed
     (1, 2, 7, 6, 3, 5, 0),
+    (2, 2, 5, 6, 2, 3, 3),        # padding beyond k - 1: outputs larger than the input
+    (1, 1, 4, 3, 2, 5, 1),        # kernel larger than the input
 ]
 
 
@@ -52,6 +54,7 @@ def test_fft_forward_matches_naive(n, c, h, w, f, k, padding, fft_everywhere):
     (2, 2, 6, 5, 3, 3, 1),
     (1, 2, 7, 6, 2, 5, 2),        # non-square, 5x5 "same"
     (2, 1, 5, 5, 2, 3, 0),
+    (1, 2, 4, 5, 2, 3, 3),        # padding beyond k - 1
 ])
 def test_fft_gradients(n, c, h, w, f, k, padding, fft_everywhere):
     rng = np.random.default_rng(5)
@@ -93,6 +96,13 @@ def test_gradient_check_catches_wrong_fft_backward(fft_everywhere):
     with pytest.raises(AssertionError, match="gradient check failed") as info:
         check_layer_grads(layer, rng.standard_normal((2, 2, 5, 5)))
     assert "'W'" in str(info.value).split("; all:")[0]
+
+
+def test_transform_size_is_the_smallest_that_does_not_wrap():
+    assert fftconv.transform_size(14, 14, 2, 5) == (16, 16)    # the CNN's second layer
+    assert fftconv.transform_size(6, 5, 0, 3) == (6, 5)
+    assert fftconv.transform_size(5, 6, 3, 3) == (9, 10)       # outputs H + 2p - k + 1
+    assert fftconv.transform_size(4, 3, 1, 5) == (5, 5)        # at least the kernel
 
 
 def test_path_choice():

@@ -156,12 +156,10 @@ class Conv2D(Layer):
                              f"(padding {p})")
         dtype = np.result_type(x.dtype, self.W.value.dtype)
         self._fft = None
-        gemm = fftconv.wanted(current(), n, c, s) and fftconv.gemm_for(
-            np.result_type(dtype, np.complex64))
-        if gemm:
+        if fftconv.wanted(current(), n, c, s):
             y, self._fft = fftconv.forward(x.astype(dtype, copy=False),
                                            self.W.value.astype(dtype, copy=False),
-                                           self.b.value.astype(dtype, copy=False), p, gemm)
+                                           self.b.value.astype(dtype, copy=False), p)
             self._xp, self._x_shape = None, x.shape
             return y
         # One copy: NCHW (any strides) -> zero-padded, channel-last (N, Hp, Wp, C).
