@@ -33,7 +33,7 @@ product per offset and the gradient goes to exactly one element even on ties.
 
 With the ``"sgemm"`` backend (the page's training: BLAS without SIMD kernels) a stride-1
 Conv2D with several input channels and a training-sized batch goes through `fftconv`
-instead: the CNN's second layer then costs about half as much there. CPython's BLAS
+instead: the CNN's second layer then costs about a third as much there. CPython's BLAS
 runs the im2col products faster than the transforms, so it keeps them.
 """
 from __future__ import annotations
