@@ -41,6 +41,22 @@ def test_leaky_relu_is_x_or_alpha_x_by_the_sign_of_x(alpha):
     assert np.array_equal(layer.backward(dout), np.where(x > 0, dout, a * dout))
 
 
+def test_relu_is_x_or_zero_by_the_sign_of_x_and_keeps_memory_order():
+    """Exactly the definition, zeros and NaN included; a channel-last (transposed) input
+    gives a channel-last output, as the conv layers hand it on."""
+    x = np.array([[-2.0, -0.5, 0.0, 0.25, 3.0], [1e-30, -1e-30, 7.0, np.nan, -0.0]], np.float32)
+    dout = np.arange(1, 11, dtype=np.float32).reshape(2, 5) * np.float32(-0.7)
+    layer = ReLU()
+    y = layer.forward(x, training=True)
+    assert y.dtype == np.float32
+    np.testing.assert_array_equal(y, np.where(x > 0, x, np.where(np.isnan(x), x, 0)))
+    np.testing.assert_array_equal(layer.backward(dout), np.where(x > 0, dout, 0))
+    nhwc = rng.standard_normal((2, 3, 4, 5)).astype(np.float32).transpose(0, 3, 1, 2)
+    out = layer.forward(nhwc)
+    assert out.transpose(0, 2, 3, 1).flags.c_contiguous
+    assert layer.backward(np.ones_like(nhwc)).dtype == np.float32
+
+
 def test_softmax_layer_gradient():
     check_layer_grads(Softmax(), rng.standard_normal((5, 10)))
 

@@ -153,10 +153,13 @@ class LeakyReLU(Layer):
 
 
 class ReLU(Layer):
-    """max(x, 0) element-wise. Any shape."""
+    """max(x, 0) element-wise. Any shape; the output keeps x's memory order."""
 
     def forward(self, x, training=False):
-        self._mask = x > 0
+        # Multiplying by the mask viewed as uint8 rather than bool: numpy's bool -> float
+        # cast loop made that product 1.1x (CPython) to 4x (Pyodide) slower, and
+        # np.maximum(x, 0) is 3x slower in Pyodide. NaN stays NaN (NaN * 0).
+        self._mask = (x > 0).view(np.uint8)
         return x * self._mask
 
     def backward(self, dout):
