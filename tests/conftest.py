@@ -4,7 +4,7 @@ Markers, applied by where a test lives (so test files need no decorators):
     browser  tests/e2e/: the built page in Chromium (needs dist/ and chromium)
     bench    test_bench_smoke.py: `build.py bench --quick` (needs dist/, about a minute)
     build    test_build.py and tests marked @pytest.mark.build: checks of the built dist/
-    unit     everything else: CPython only, seconds (`pytest -m unit`)
+    unit     everything else: CPython only, seconds (`pytest -m unit -n 2`: pytest-xdist)
 """
 import os
 import sys
