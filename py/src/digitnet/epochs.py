@@ -11,12 +11,10 @@ overlaps training. Non-goals: the model, the optimiser, what a batch does.
 """
 from __future__ import annotations
 
-import multiprocessing
 import os
 import sys
 import warnings
 from dataclasses import dataclass
-from multiprocessing import shared_memory
 from typing import Iterator
 
 import numpy as np
@@ -79,6 +77,9 @@ def plans_ahead(x: np.ndarray, y: np.ndarray, seed: int, epochs: int, batch_size
     if epochs < 2 or not (augment and any(augment.values()) or shift) or not can_plan_ahead():
         yield from epoch_plans(*args)
         return
+    import multiprocessing  # not in the browser's Pyodide: imported only when used here
+    from multiprocessing import shared_memory
+
     ctx = multiprocessing.get_context("spawn")  # no fork: BLAS threads and fork do not mix
     slot = shared_memory.SharedMemory(create=True, size=x.nbytes)
     free = ctx.Semaphore(1)
@@ -122,6 +123,8 @@ def plans_ahead(x: np.ndarray, y: np.ndarray, seed: int, epochs: int, batch_size
 
 def _make_plans(send, slot_name: str, free, args) -> None:
     """The second process: every plan after the first, its images through shared memory."""
+    from multiprocessing import shared_memory
+
     slot = shared_memory.SharedMemory(name=slot_name)
     try:
         x = args[0]
