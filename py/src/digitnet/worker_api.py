@@ -11,11 +11,10 @@ message. numpy only; scipy is used for training when it imports.
 from __future__ import annotations
 
 import contextlib
-import tracemalloc
 
 import numpy as np
 
-from . import backend, bench, data, examples, explain, inkshape
+from . import backend, data, examples, explain, inkshape
 from .finetune import AdaptSession
 from .model import Sequential
 from .modelcheck import POOR_ACCURACY
@@ -299,6 +298,8 @@ class WorkerAPI:
         the live Python/numpy bytes after every epoch of one run). options: path (a
         backend name; default: the current one) and the measuring function's arguments.
         """
+        from . import bench  # measuring tools (and their imports) only when measuring
+
         o = dict(options or {})
         name = o.get("path") or backend.current()
         with backend.use(name):
@@ -315,6 +316,10 @@ class WorkerAPI:
         raise ValueError(f"unknown bench op {op!r}; expected matmul, train or train_memory")
 
     def _train_memory(self, o: dict, heap) -> dict:
+        import tracemalloc
+
+        from . import bench
+
         ds = bench.subset(self.data, o.get("limit"), n_test=None)
         recipe = get_recipe(o.get("model", "mlp"), o.get("recipe", "tutorial")).with_overrides(
             epochs=o.get("epochs", 10))
