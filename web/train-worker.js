@@ -44,15 +44,21 @@ class Inbox {
   }
 }
 
-/** This worker's gradient (copied out of Python into `spare` buffers: the ones peers sent
- * earlier, whose contents are already in Python, so a run stops allocating after its first
- * batch) to every peer over its port, transferred, not copied. */
-function sendToPeers(ports, rank, out, spare) {
-  for (const port of ports) {
-    if (!port) continue;
-    const grad = callInto("replica_gradient", spare.pop());
+/** This worker's gradient to every peer over its port, transferred: copied out of Python
+ * once, into `spare` buffers (the ones peers sent earlier, whose contents are already in
+ * Python, so a run stops allocating after its first batch). */
+function sendToPeers(ports, out, spare) {
+  const peers = ports.filter(Boolean);
+  if (!peers.length) return;
+  const first = callInto("replica_gradient", spare.pop());
+  peers.forEach((port, i) => {
+    let grad = first;
+    if (i < peers.length - 1) {
+      grad = spare.pop() ?? new Float32Array(first.length);
+      grad.set(first); // every peer but the last gets a copy; the last, the buffer itself
+    }
     port.postMessage({ grad, loss: out.loss, correct: out.correct, heap: heapBytes() }, [grad.buffer]);
-  }
+  });
 }
 
 /** At an epoch's end each worker has measured its share of the test split: the others
@@ -93,7 +99,7 @@ async function train({ settings, rank, world, ports }, post) {
       }
       const out = call("replica_compute");
       if (out === null) break; // the run is over: every worker ends at the same batch
-      sendToPeers(ports, rank, out, spare);
+      sendToPeers(ports, out, spare);
       const grads = [], losses = [], corrects = [];
       let stopped = false;
       const waitStart = performance.now();
