@@ -14,7 +14,7 @@
 
 importScripts("py-runtime.js");
 const { BASE, fetchOk, call, callInto, heapBytes, ensureBlas, blas } = self.PyRuntime;
-const SLICE_S = 0.12; // worker 0 reports about this often (seconds)
+const REPORT_S = 0.25; // worker 0 reports about this often (seconds): 4 times a second is live enough, and the page's redraws take CPU from the workers
 const run = { going: false, stop: false };
 
 async function init() {
@@ -120,7 +120,7 @@ async function train({ settings, rank, world, ports }, post) {
       for (const grad of grads) if (grad) spare.push(grad); // now copied into Python
       if (record.kind === "diverged") break;
       if (record.kind === "epoch" && world > 1) await addUpValidation(record, rank, world, ports, inboxes);
-      if (rank === 0 && (record.kind === "epoch" || performance.now() - sliceStart >= SLICE_S * 1000)) {
+      if (rank === 0 && (record.kind === "epoch" || performance.now() - sliceStart >= REPORT_S * 1000)) {
         post({ ...call("replica_report"), heapBytes: heapBytes(), heaps, wait_s: waitMs / 1000, elapsed_s: (performance.now() - started) / 1000 });
         sliceStart = performance.now();
         if (world === 1) await new Promise((resolve) => setTimeout(resolve, 0)); // hear Stop

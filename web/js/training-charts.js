@@ -7,7 +7,10 @@ let charts = null;
 let canvases = null;
 let points = { loss: [], acc: [], train: [], test: [] };
 let epochsPlanned = 1;
+const REDRAW_MS = 250;
 let timer = 0;
+let lastRedraw = -Infinity; // performance.now() of the last timed redraw
+let epochsChanged = false; // the epoch chart only changes at an epoch's end
 let onRedraw = () => {};
 
 /** Fetch Chart.js once (it is only needed here). */
@@ -124,22 +127,37 @@ export function addBatch(epoch, loss, accuracy) {
 export function addEpoch(n, train, test) {
   points.train.push({ x: n, y: train * 100 });
   points.test.push({ x: n, y: test * 100 });
+  epochsChanged = true;
 }
 
-/** Redraw at most ~4 times a second: drawing is the main thread's only real work here. */
+/** Redraw at most ~4 times a second: drawing is the main thread's only real work here.
+ * A report that comes after a quiet spell is drawn at once, in the same frame as the rest
+ * of the panel's update (one frame per report, not two); sooner ones wait for the timer. */
 export function scheduleRedraw() {
   countPoints();
   if (timer || !charts) return;
+  const wait = REDRAW_MS - (performance.now() - lastRedraw);
+  if (wait <= 0) return timedRedraw();
   timer = setTimeout(() => {
     timer = 0;
-    const t = performance.now();
-    redrawNow();
-    onRedraw(performance.now() - t);
-  }, 250);
+    timedRedraw();
+  }, wait);
+}
+
+function timedRedraw() {
+  const t = performance.now();
+  redraw(epochsChanged);
+  lastRedraw = performance.now();
+  onRedraw(lastRedraw - t);
 }
 
 export function redrawNow() {
+  redraw(true);
+}
+
+function redraw(withEpochs) {
   if (!charts) return;
   charts.batch.update("none");
-  charts.epoch.update("none");
+  if (withEpochs) charts.epoch.update("none");
+  epochsChanged = false;
 }

@@ -80,7 +80,6 @@ class Replica:
         self.data, self.rank, self.world, self.backend = dataset, rank, world, backend_name
         self.model, self.optimizer = model_and_optimizer(r)
         self.grad = flat_gradients(self.model)
-        self._sum = np.empty_like(self.grad)
         self._good = [p.value.copy() for p in self.model.parameters()]
         self._targets = one_hot(dataset.y_train, 10, dtype=self.model.dtype)
         self._plan = self._batches()
@@ -143,14 +142,11 @@ class Replica:
         epoch, b, idx = self._batch
         n = len(idx)
         t0 = time.perf_counter()
-        total = self._sum
-        vectors = [self.grad if g is None else np.frombuffer(g, dtype=total.dtype) for g in grads]
-        if len(vectors) == 1:
-            np.copyto(total, vectors[0])
-        else:
-            np.add(vectors[0], vectors[1], out=total)
-        for g in vectors[2:]:
-            total += g
+        vectors = [self.grad if g is None else np.frombuffer(g, dtype=self.grad.dtype) for g in grads]
+        if len(vectors) > 1:  # the sum, in rank order, into this replica's own buffer
+            np.add(vectors[0], vectors[1], out=self.grad)
+            for g in vectors[2:]:
+                self.grad += g
         loss = float(sum(losses)) / n
         params = self.model.parameters()
         if not np.isfinite(loss):
@@ -164,9 +160,7 @@ class Replica:
         for p, v in zip(params, self._good):
             np.copyto(v, p.value)
         if self.recipe.loss_reduction == "mean":
-            np.divide(total, np.float32(n), out=self.grad)
-        else:
-            np.copyto(self.grad, total)
+            self.grad /= np.float32(n)
         with self._backend():
             self.optimizer.step()
         self.apply_time += time.perf_counter() - t0
