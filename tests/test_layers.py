@@ -173,3 +173,57 @@ def test_gradients_are_zeroed_then_written_or_added():
     layer.backward(dout)  # no zero_grad in between: the second gradient adds
     assert np.allclose(layer.W.grad, 2 * x.T @ dout, rtol=0, atol=1e-12)
     assert np.allclose(layer.b.grad, 2 * dout.sum(axis=0), rtol=0, atol=1e-12)
+
+
+def with_blank_inputs(n: int, n_in: int, blank: list[int]) -> np.ndarray:
+    """(n, n_in) random rows whose columns ``blank`` are zero in every row (a digit
+    image's empty border)."""
+    x = rng.standard_normal((n, n_in))
+    x[:, blank] = 0.0
+    return x
+
+
+def blank_input_mismatches(monkeypatch) -> list[str]:
+    """Train a Linear on inputs with blank columns (so it leaves them out of its products)
+    and its twin with that shortcut switched off; the quantities that differ."""
+    from digitnet import layers
+    x, dout = with_blank_inputs(6, 12, [0, 1, 5, 11]), rng.standard_normal((6, 5))
+    results = []
+    for skip in (True, False):
+        with monkeypatch.context() as m:
+            if not skip:
+                m.setattr(layers, "MIN_BLANK_SHARE", 2.0)  # no share of blanks is enough
+            layer = Linear(12, 5, seed=3, dtype=np.float64)
+            for p in layer.params():
+                p.grad[...] = 7.0  # a stale gradient that zero_grad must clear
+                p.zero_grad()
+            out = layer.forward(x, training=True)
+            assert (layer._live is not None) == skip  # the shortcut is (not) taken
+            dx = layer.backward(dout)
+            once = layer.W.grad.copy()
+            layer.backward(dout)  # no zero_grad: adds
+            results.append({"out": out, "dx": dx, "dW": once, "dW twice": layer.W.grad,
+                            "db": layer.b.grad})
+    skipped, full = results
+    return [k for k in full if not np.allclose(skipped[k], full[k], rtol=1e-12, atol=1e-12)]
+
+
+def test_linear_skips_blank_inputs_with_the_same_results(monkeypatch):
+    assert blank_input_mismatches(monkeypatch) == []
+
+
+def test_blank_input_check_catches_a_stale_weight_gradient(monkeypatch):
+    """Negative control: rows of dW left as they were (not zeroed) are caught."""
+    from digitnet.layers import Param
+
+    def rows_only(self, rows, a, b):
+        self._zero = False
+        self._grad[rows] = a @ b
+
+    monkeypatch.setattr(Param, "add_rows_product", rows_only)
+    assert "dW" in blank_input_mismatches(monkeypatch)
+
+
+def test_linear_gradients_with_blank_inputs_while_training():
+    check_layer_grads(Linear(12, 5, seed=4, dtype=np.float64),
+                      with_blank_inputs(5, 12, [2, 3, 4, 9]), training=True)
