@@ -60,7 +60,9 @@ class Param:
         grad (R, m); ``rows`` ascending and unique."""
         product = matmul(a, b)
         if self._zero:
-            self._grad[np.setdiff1d(np.arange(len(self._grad)), rows, assume_unique=True)] = 0
+            blank = np.ones(len(self._grad), dtype=bool)
+            blank[rows] = False
+            self._grad[blank] = 0
             self._grad[rows] = product
             self._zero = False
         else:
