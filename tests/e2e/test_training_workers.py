@@ -85,6 +85,21 @@ def test_two_worker_run_completes_with_charts_log_and_results(wp):
     assert not wp.errors, wp.errors
 
 
+def test_fewer_workers_leave_the_others_idle_for_the_next_run(wp):
+    if live_workers(wp) < 2:
+        pytest.skip("this device offers a single worker")
+    wp.evaluate("window.digitnetTrainers.clients[1].marked = true")
+    wp.select_option(WORKERS, "1")
+    settings(wp, epochs=1)
+    start_run(wp)
+    assert outcome(wp) == "done" and wp.get_attribute("#train", "data-workers") == "1"
+    assert live_workers(wp) == 2  # the second worker waits, loaded
+    wp.select_option(WORKERS, "2")
+    start_run(wp)
+    assert outcome(wp) == "done" and wp.get_attribute("#train", "data-workers") == "2"
+    assert wp.evaluate("window.digitnetTrainers.clients[1].marked === true")  # not reloaded
+
+
 def test_the_pad_classifies_during_a_two_worker_run_and_stop_works(wp):
     wp.select_option(WORKERS, "2")
     settings(wp, "default", epochs=30)

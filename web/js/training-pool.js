@@ -98,16 +98,16 @@ export class TrainingPool {
     return true;
   }
 
-  /** n ready workers: the idle ones kept, more started (all load in parallel). */
+  /** n ready workers: the first n of the idle ones, more started if needed (all load in
+   * parallel). Workers beyond n stay idle until released, so going back to more workers
+   * does not load them again. */
   async _start(n) {
-    if (this.clients.length > n) {
-      for (const client of this.clients.splice(n)) client.worker.terminate();
-    }
     if (this.clients.length < n) this.onStarting?.(n);
     while (this.clients.length < n) this.clients.push(new WorkerClient(this.url));
+    const chosen = this.clients.slice(0, n);
     try {
-      await Promise.all(this.clients.map((c) => c.ready));
-      return this.clients.slice();
+      await Promise.all(chosen.map((c) => c.ready));
+      return chosen;
     } catch (err) {
       throw new WorkerError(`a training worker could not start (${err.message.replace(/\.$/, "")})`, err.detail);
     }
