@@ -265,7 +265,7 @@ def run(out: Path, quick: bool = False, do_build: bool = True) -> dict:
             tfjs = {"error": str(e).strip().splitlines()[0][:300]}
         log("page: training on 1 and on all workers (the panel)")
         try:  # quick mode skips it: the training workers take a while to start
-            workers = {"skipped": "quick mode"} if quick else bench_workers.measure_site(dist)
+            workers = {"skipped": "quick mode"} if quick else bench_workers.measure_site(dist, epochs=5, rounds=3)
         except Exception as e:
             workers = {"error": str(e).strip().splitlines()[0][:300]}
     accuracy = accuracy_measurements(dist)

@@ -173,19 +173,27 @@ def workers_lines(pw) -> list[str]:
     return head + [
         f"The training panel, tutorial MLP and recipe, on 1 and on {n} workers (interleaved runs "
         "in one page; examples/s of each completed epoch after the first, as the panel shows "
-        f"them). Then stroke end → probabilities with no training and while {n} workers train "
+        f"them: median of {rate['1']['n']} and {rate[n]['n']} epochs, min–max in brackets). "
+        f"Then stroke end → probabilities with no training and while {n} workers train "
         "the default MLP recipe.",
         "",
         f"| 1 worker, examples/s | {n} workers, examples/s | ratio | heap per worker, each epoch "
         f"of the last {n}-worker run | latency idle, median / p95 | latency while training, "
         "median / p95 |",
         "|---|---|---|---|---|---|",
-        f"| {rate['1']['median']:,.0f} | {rate[n]['median']:,.0f} | {pw['speedup_median']:.2f}× | "
+        f"| {spread(rate['1'])} | {spread(rate[n])} | {pw['speedup_median']:.2f}× | "
         + "; ".join(" / ".join(mb(b) for b in (epoch or [])) for epoch in heaps) + " | "
         f"{idle['median']:.1f} / {idle['p95']:.1f} ms | {busy['median']:.1f} / {busy['p95']:.1f} ms |",
         "",
         *cnn_workers_lines(pw.get("cnn_examples_per_s"), n),
     ]
+
+
+def spread(stats: dict) -> str:
+    """A rate's median (min–max); the median alone from results that lack the range."""
+    if "min" not in stats:
+        return f"{stats['median']:,.0f}"
+    return f"{stats['median']:,.0f} ({stats['min']:,.0f}–{stats['max']:,.0f})"
 
 
 def cnn_workers_lines(rates, n: str) -> list[str]:

@@ -67,7 +67,7 @@ def latencies(page, n: int) -> list[float]:
 def stats(values: list[float]) -> dict:
     s = sorted(values)
     return {"median": statistics.median(s), "p95": s[min(len(s) - 1, round(0.95 * (len(s) - 1)))],
-            "max": s[-1], "n": len(s)}
+            "min": s[0], "max": s[-1], "n": len(s)}
 
 
 def measure(base_url: str, epochs: int, rounds: int, drawings: int, cnn_rounds: int = 1) -> dict:
