@@ -1,5 +1,6 @@
-"""Convolution layers for digitnet (the tutorial's "bonus idea"): Conv2D, MaxPool2D,
-Flatten and Reshape, following the layer contract of `layers.py`.
+"""Convolution layers for digitnet (the tutorial's "bonus idea"): Conv2D, Flatten and
+Reshape, following the layer contract of `layers.py` (MaxPool2D lives in `pool.py` and is
+importable from here too).
 
 Aim: a small, readable and fast-enough CNN in plain numpy that trains in CPython in a
 few minutes and still runs (slowly) in Pyodide, whose numpy has no BLAS. Each layer
@@ -13,7 +14,6 @@ Shapes (N = batch):
   rows, so a CNN starts with this layer.
 - ``Conv2D(C, F, k, stride=s, padding=p)``: (N, C, H, W) -> (N, F, H', W') with
   H' = (H + 2p - k) // s + 1 (same for W); weights W: (F, C, k, k), bias b: (F,).
-- ``MaxPool2D(k, stride=s)``: (N, C, H, W) -> (N, C, (H - k) // s + 1, (W - k) // s + 1).
 - ``Flatten()``: (N, ...) -> (N, prod(...)).
 
 Speed notes. Activations are kept batch-major and channel-last in memory: a layer's
@@ -25,44 +25,31 @@ matrix product (`backend.matmul`) reads it; a whole-batch column matrix (80 MB f
 CNN's second layer at batch 256) made every product wait on memory. Backward recomputes
 those chunks rather than keeping them, gets dW from them, and gets dx as the
 correlation of the (stride-dilated, zero-padded) output gradient with the flipped
-kernels: again one window copy and one product per chunk, no scatter-add. MaxPool2D
-loops over the k*k window offsets with strided slices and ``np.maximum`` (a reshape +
-``max(axis=(3, 5))`` measured ~40x slower); while training it also records each
-window's winning offset (its first maximum), so backward is one comparison and one
-product per offset and the gradient goes to exactly one element even on ties.
+kernels: again one window copy and one product per chunk, no scatter-add.
 
-With the ``"sgemm"`` backend (the page's training: BLAS without SIMD kernels) a stride-1
-Conv2D with several input channels and a training-sized batch goes through `fftconv`
-instead: the CNN's second layer then costs about a third as much there. CPython's BLAS
-runs the im2col products faster than the transforms, so it keeps them.
+Two other routes compute the same correlations where they are faster:
+- with the ``"numpy"`` backend (CPython's BLAS), a stride-1 layer whose kernel rows are
+  wide enough (k*C, or k*F for dx) goes through `rowconv`: row windows instead of
+  im2col, k stacked products (the CNN's second layer: ~1.6x faster overall);
+- with the ``"sgemm"`` backend (the page's training: BLAS without SIMD kernels) a
+  stride-1 Conv2D with several input channels and a training-sized batch goes through
+  `fftconv`: the CNN's second layer then costs about a third as much there.
 """
 from __future__ import annotations
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from . import fftconv
+from . import fftconv, rowconv
 from .backend import current, matmul
 from .layers import Layer, Param, register
+from .pool import MaxPool2D  # noqa: F401  (the CNN's pooling layer, importable from here too)
 
 
 def _positive_int(value, name: str, minimum: int = 1) -> int:
     if isinstance(value, bool) or int(value) != value or int(value) < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
-
-
-def _window_slices(k: int, stride: int, h_out: int, w_out: int):
-    """Yield (offset index, di, dj, row slice, col slice) for each of the k*k kernel offsets.
-
-    For offset (di, dj) the slices pick, for every output position (i, j), the input
-    element at (i*stride + di, j*stride + dj).
-    """
-    for di in range(k):
-        rows = slice(di, di + stride * (h_out - 1) + 1, stride)
-        for dj in range(k):
-            cols = slice(dj, dj + stride * (w_out - 1) + 1, stride)
-            yield di * k + dj, di, dj, rows, cols
 
 
 CHUNK_BYTES = 1 << 19   # im2col bytes per chunk of examples: well inside a core's L2
@@ -165,6 +152,11 @@ class Conv2D(Layer):
         # One copy: NCHW (any strides) -> zero-padded, channel-last (N, Hp, Wp, C).
         xp = np.zeros((n, h + 2 * p, w + 2 * p, c), dtype=dtype)
         xp[:, p:p + h, p:p + w, :] = x.transpose(0, 2, 3, 1)
+        self._xp, self._x_shape = xp, x.shape
+        if rowconv.wanted(current(), s, k, c):
+            y = rowconv.correlate(xp, rowconv.row_weights(self.W.value, dtype), h_out, w_out,
+                                  self.b.value)
+            return y.transpose(0, 3, 1, 2)                        # (N, F, H', W') view
         windows = _windows(xp, k, s, h_out, w_out)
         w2 = self.W.value.transpose(2, 3, 1, 0).reshape(k * k * c, f).astype(dtype)
         y = np.empty((n, h_out, w_out, f), dtype=dtype)
@@ -173,7 +165,6 @@ class Conv2D(Layer):
         for i in range(0, n, step):
             np.add(_apply_kernels(windows[i:i + step], w2), self.b.value,
                    out=rows[i * per_example:(i + step) * per_example])
-        self._xp, self._x_shape = xp, x.shape
         return y.transpose(0, 3, 1, 2)                            # (N, F, H', W') view
 
     def backward(self, dout):
@@ -196,15 +187,22 @@ class Conv2D(Layer):
         dy = np.ascontiguousarray(dout.transpose(0, 2, 3, 1), dtype=xp.dtype)  # (N, H', W', F)
         windows = _windows(xp, k, s, h_out, w_out)
         step = _chunk_size(windows)
-        dw = np.zeros((k * k * c, f), dtype=xp.dtype)
-        k_major = _k_major(windows)
-        for i in range(0, n, step):
-            cols, dy_chunk = _columns(windows[i:i + step], k_major), dy[i:i + step].reshape(-1, f)
-            dw += matmul(cols, dy_chunk) if k_major else matmul(cols.T, dy_chunk)
+        if rowconv.wanted(current(), s, k, c):
+            dw = rowconv.kernel_grad(xp, dy, k)
+        else:
+            dw = np.zeros((k * k * c, f), dtype=xp.dtype)
+            k_major = _k_major(windows)
+            for i in range(0, n, step):
+                cols, dy_chunk = _columns(windows[i:i + step], k_major), dy[i:i + step].reshape(-1, f)
+                dw += matmul(cols, dy_chunk) if k_major else matmul(cols.T, dy_chunk)
         self.W.grad += dw.reshape(k, k, c, f).transpose(3, 2, 0, 1)
-        self.b.grad += dy.reshape(-1, f).sum(axis=0)
+        # Summed per position over the batch first: long contiguous runs (summing the
+        # (N*H'*W', F) rows directly runs F numbers at a time).
+        self.b.grad += dy.reshape(n, -1).sum(axis=0).reshape(-1, f).sum(axis=0)
         if not input_grad:
             return None
+        if rowconv.wanted(current(), s, k, f):
+            return self._input_grad_rows(dy).transpose(0, 3, 1, 2)   # (N, C, H, W) view
         # dx[n, i, j, c] = sum_{di, dj, f} W[f, c, di, dj] * dy[n, (i + p - di) / s, ...]
         # over whole quotients: a correlation of dy, spread s apart into zeros (k - 1 of
         # them before the first), with the kernels flipped, read from row/column p on.
@@ -221,78 +219,16 @@ class Conv2D(Layer):
             dx[i:i + m] = _apply_kernels(grad_windows, w_flip).reshape(m, h, w, c)
         return dx.transpose(0, 3, 1, 2)                           # (N, C, H, W) view
 
-
-@register
-class MaxPool2D(Layer):
-    """Max over size x size windows moved by ``stride`` (default: size, non-overlapping).
-
-    x: (N, C, H, W) -> (N, C, (H - size) // stride + 1, (W - size) // stride + 1);
-    trailing rows/columns that fit no whole window are dropped (their gradient is 0).
-    The gradient of each window goes to one element: its first maximum in row-major
-    window order.
-    """
-
-    def __init__(self, size: int = 2, stride: int | None = None):
-        self.size = _positive_int(size, "size")
-        self.stride = self.size if stride is None else _positive_int(stride, "stride")
-        self._x = self._winner = None
-
-    def spec(self):
-        return {"type": "MaxPool2D", "size": self.size, "stride": self.stride}
-
-    def forward(self, x, training=False):
-        if x.ndim != 4:
-            raise ValueError(f"MaxPool2D expects (N, C, H, W) input, got {x.shape}")
-        k, s = self.size, self.stride
-        h_out, w_out = (x.shape[2] - k) // s + 1, (x.shape[3] - k) // s + 1
-        if h_out < 1 or w_out < 1:
-            raise ValueError(f"MaxPool2D input {x.shape[2]}x{x.shape[3]} is smaller than "
-                             f"its {k}x{k} window")
-        out, self._winner = self._pool(x, h_out, w_out, winners=training)
-        self._x = x
-        return out
-
-    def _pool(self, x, h_out: int, w_out: int, winners: bool):
-        """(maxima, and with ``winners`` the window offset each came from, else None).
-
-        An offset wins only where it beats every earlier one, so the winner is the last
-        offset that raised the running max: its first maximum in row-major order."""
-        k, s = self.size, self.stride
-        out = winner = None
-        for o, _, _, rows, cls in _window_slices(k, s, h_out, w_out):
-            view = x[:, :, rows, cls]
-            if out is None:
-                # Copies keep x's memory order (e.g. the channel-last order of Conv2D).
-                out = view.copy(order="K")
-                if winners:
-                    winner = np.zeros_like(out, dtype=np.uint8 if k * k <= 256 else np.int32)
-                continue
-            if winners:
-                np.maximum(winner, (view > out) * winner.dtype.type(o), out=winner)
-            np.maximum(out, view, out=out)
-        return out, winner
-
-    def backward(self, dout):
-        k, s = self.size, self.stride
-        x = self._x
-        h_out, w_out = dout.shape[2], dout.shape[3]
-        if self._winner is None:   # forward ran for inference: find the winners now
-            self._winner = self._pool(x, h_out, w_out, winners=True)[1]
-        winner = self._winner
-        if np.argsort(dout.strides).tolist() != np.argsort(winner.strides).tolist():
-            aligned = np.empty_like(winner, dtype=dout.dtype)   # one copy into x's memory order
-            aligned[...] = dout
-            dout = aligned
-        tiled = s == k and x.shape[2] == k * h_out and x.shape[3] == k * w_out
-        # Windows that tile x write every element of dx; otherwise some get nothing.
-        dx = (np.empty_like if tiled else np.zeros_like)(x, dtype=dout.dtype)
-        for o, _, _, rows, cls in _window_slices(k, s, h_out, w_out):
-            won = (winner == o).view(np.uint8)   # bool -> float casts are slow in Pyodide
-            if s >= k:   # windows do not overlap: each input element gets at most one value
-                np.multiply(dout, won, out=dx[:, :, rows, cls])
-            else:
-                dx[:, :, rows, cls] += dout * won
-        return dx
+    def _input_grad_rows(self, dy):
+        """dx (N, H, W, C) for stride 1 by `rowconv`: the correlation of dy, zero-padded
+        by k - 1 (read from row/column p on), with the flipped kernels."""
+        n, c, h, w = self._x_shape
+        k, p = self.kernel_size, self.padding
+        reach = p + max(p, k - 1)
+        spread = np.zeros((n, h + reach, w + reach, dy.shape[3]), dtype=dy.dtype)
+        spread[:, k - 1:k - 1 + dy.shape[1], k - 1:k - 1 + dy.shape[2]] = dy
+        flipped = self.W.value.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1]   # (C, F, k, k)
+        return rowconv.correlate(spread[:, p:, p:], rowconv.row_weights(flipped, dy.dtype), h, w)
 
 
 @register

@@ -37,8 +37,16 @@ class Sequential:
             p.zero_grad()
 
     def _body(self) -> list[Layer]:
+        """The layers before the final Softmax, in the order they run: a ReLU directly
+        followed by a MaxPool2D runs after it instead. The two commute (outputs and
+        gradients are the same, ties included), and the ReLU then touches a k*k times
+        smaller map."""
         ends_in_softmax = self.layers and isinstance(self.layers[-1], Softmax)
-        return self.layers[:-1] if ends_in_softmax else self.layers
+        body = list(self.layers[:-1] if ends_in_softmax else self.layers)
+        for i in range(len(body) - 1):
+            if type(body[i]) is ReLU and type(body[i + 1]) is conv.MaxPool2D:
+                body[i], body[i + 1] = body[i + 1], body[i]
+        return body
 
     def logits(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         """(N, 784) -> (N, 10) scores before the final Softmax."""
@@ -64,7 +72,8 @@ class Sequential:
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         """(N, 784) -> (N, 10) probabilities (runs every layer, the Softmax included)."""
-        for layer in self.layers:
+        body = self._body()
+        for layer in body + self.layers[len(body):]:
             x = layer.forward(x, training)
         return x
 
