@@ -90,6 +90,49 @@ def test_conv_through_rows_matches_naive_and_gradients(n, c, h, w, f, k, padding
     assert rows_everywhere["correlate"] > 2 and rows_everywhere["kernel_grad"] > 0
 
 
+@pytest.mark.parametrize("n,h,w,c,f,k", [(3, 7, 9, 1, 5, 3), (2, 8, 8, 2, 3, 5), (5, 5, 6, 1, 2, 1),
+                                        (2, 32, 32, 1, 16, 5)])
+@pytest.mark.parametrize("chunk_bytes", [1, 1 << 20])
+def test_correlate_grouped_matches_loop(n, h, w, c, f, k, chunk_bytes, monkeypatch):
+    monkeypatch.setattr(rowconv, "CHUNK_BYTES", chunk_bytes)
+    rng = np.random.default_rng(26)
+    h_out, w_out = h - k + 1, w - k + 1
+    extra = rowconv.grouped_width(w_out) - w_out   # zero columns the groups read past w
+    a = np.concatenate([rng.standard_normal((n, h, w, c)), np.zeros((n, h, extra, c))], axis=2)
+    kernels, bias = rng.standard_normal((f, c, k, k)), rng.standard_normal(f)
+    got = rowconv.correlate_grouped(a, kernels, h_out, w_out, bias)
+    assert got.shape == (n, h_out, w_out, f)
+    np.testing.assert_allclose(got, correlate_naive(a, kernels, h_out, w_out) + bias,
+                               rtol=1e-12, atol=1e-12)
+
+
+def test_grouped_oracle_catches_a_shifted_band():
+    """Negative control: kernels one column off (as a band placed at q + 1 instead of q
+    would read them) fail the oracle."""
+    rng = np.random.default_rng(27)
+    a, kernels = rng.standard_normal((2, 7, 12, 1)), rng.standard_normal((3, 1, 3, 3))
+    got = rowconv.correlate_grouped(a, np.roll(kernels, 1, axis=3), 5, 10)
+    with pytest.raises(AssertionError):
+        np.testing.assert_allclose(got, correlate_naive(a, kernels, 5, 10), rtol=1e-12, atol=1e-12)
+
+
+def test_first_layer_takes_the_grouped_path_and_matches_naive(monkeypatch):
+    calls = []
+    original = rowconv.correlate_grouped
+    monkeypatch.setattr(rowconv, "correlate_grouped", lambda *a, **kw: calls.append(1) or original(*a, **kw))
+    layer = cnn(seed=0, dtype=np.float64).layers[1]
+    rng = np.random.default_rng(28)
+    layer.b.value[...] = rng.standard_normal(layer.out_channels)
+    x = rng.uniform(0, 1, (3, 1, 28, 28))
+    with backend.use("numpy"):
+        got = layer.forward(x)
+    assert calls == [1]
+    np.testing.assert_allclose(got, conv2d_naive(x, layer.W.value, layer.b.value, 1, 2),
+                               rtol=1e-12, atol=1e-12)
+    for name in ("einsum", "sgemm"):
+        assert not rowconv.grouped_wanted(name, 1, 5, 1)
+
+
 def test_rows_path_is_what_the_cnn_second_layer_takes():
     layer = cnn(seed=0).layers[4]
     assert isinstance(layer, Conv2D) and layer.in_channels == 16

@@ -149,10 +149,17 @@ class Conv2D(Layer):
                                            self.b.value.astype(dtype, copy=False), p)
             self._xp, self._x_shape = None, x.shape
             return y
-        # One copy: NCHW (any strides) -> zero-padded, channel-last (N, Hp, Wp, C).
-        xp = np.zeros((n, h + 2 * p, w + 2 * p, c), dtype=dtype)
+        grouped = rowconv.grouped_wanted(current(), s, k, c)
+        # One copy: NCHW (any strides) -> zero-padded, channel-last (N, Hp, Wp, C), with
+        # zero columns to spare if the grouped product reads past the padding.
+        width = max(w + 2 * p, rowconv.grouped_width(w_out) + k - 1) if grouped else w + 2 * p
+        xp = np.zeros((n, h + 2 * p, width, c), dtype=dtype)
         xp[:, p:p + h, p:p + w, :] = x.transpose(0, 2, 3, 1)
         self._xp, self._x_shape = xp, x.shape
+        if grouped:
+            y = rowconv.correlate_grouped(xp, self.W.value.astype(dtype, copy=False), h_out,
+                                          w_out, self.b.value)
+            return y.transpose(0, 3, 1, 2)                        # (N, F, H', W') view
         if rowconv.wanted(current(), s, k, c):
             y = rowconv.correlate(xp, rowconv.row_weights(self.W.value, dtype), h_out, w_out,
                                   self.b.value)

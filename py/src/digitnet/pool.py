@@ -39,6 +39,16 @@ def _window_slices(k: int, stride: int, h_out: int, w_out: int):
             yield di * k + dj, rows, cols
 
 
+CHUNK_BYTES = 1 << 19   # input bytes pooled at a time: a chunk's passes stay in cache
+
+
+def _chunks(x: np.ndarray):
+    """Yield (start, stop) over x's examples, about CHUNK_BYTES of x at a time."""
+    step = max(1, CHUNK_BYTES // max(1, x[:1].size * x.itemsize))
+    for start in range(0, len(x), step):
+        yield start, min(start + step, len(x))
+
+
 def _as_uint8(mask: np.ndarray) -> np.ndarray:
     """A bool mask as 0/1 bytes: bool -> float casts are slow (Pyodide especially)."""
     return mask.view(np.uint8)
@@ -77,7 +87,7 @@ class MaxPool2D(Layer):
         if h_out < 1 or w_out < 1:
             raise ValueError(f"MaxPool2D input {x.shape[2]}x{x.shape[3]} is smaller than "
                              f"its {k}x{k} window")
-        pool = self._pool_tiles if s == k else self._pool_offsets
+        pool = self._pool_tiles if self._tiles() else self._pool_offsets
         out, self._winner = pool(x, h_out, w_out, winners=training)
         self._x = x
         return out
@@ -85,7 +95,7 @@ class MaxPool2D(Layer):
     def backward(self, dout):
         x = self._x
         h_out, w_out = dout.shape[2], dout.shape[3]
-        tiles = self.stride == self.size
+        tiles = self._tiles()
         if self._winner is None:   # forward ran for inference: find the winners now
             pool = self._pool_tiles if tiles else self._pool_offsets
             self._winner = pool(x, h_out, w_out, winners=True)[1]
@@ -98,53 +108,74 @@ class MaxPool2D(Layer):
 
     # ------------------------------------------------------------ windows that tile x
 
+    def _tiles(self) -> bool:
+        """Whether windows tile the input (then the two-stage path is taken)."""
+        return self.stride == self.size <= 255   # row/column indices fit in uint8
+
     def _pool_tiles(self, x, h_out: int, w_out: int, winners: bool):
         """(maxima, and with ``winners`` (row won in each window column: (N, C, H', W'*k),
-        column won in each window: (N, C, H', W')), else None)."""
+        column won in each window: (N, C, H', W')) as uint8, else None)."""
         k = self.size
-        index = np.uint8 if k <= 256 else np.int32
-        rows = [x[:, :, di:k * h_out:k, :k * w_out] for di in range(k)]   # (N, C, H', W'*k)
-        col_max, col_row = rows[0], None   # no copy: new arrays keep x's memory order
-        for di in range(1, k):
-            if winners:   # a later row wins only if strictly greater: the first max wins
-                won = _as_uint8(rows[di] > col_max)
-                col_row = (won.astype(index) if index is not np.uint8 else won) if di == 1 \
-                    else np.maximum(col_row, won * index(di), out=col_row)
-            col_max = np.maximum(col_max, rows[di], out=None if di == 1 else col_max)
+        # New arrays keep x's memory order (empty_like of a view: order "K").
+        out = np.empty_like(x[:, :, :h_out, :w_out])
+        col_row = np.empty_like(x[:, :, :h_out, :k * w_out], dtype=np.uint8) if winners else None
+        col_won = np.empty_like(out, dtype=np.uint8) if winners else None
+        for i, j in _chunks(x):
+            self._pool_tile_chunk(x[i:j], out[i:j], None if col_row is None else col_row[i:j],
+                                  None if col_won is None else col_won[i:j])
+        return out, ((col_row, col_won) if winners else None)
+
+    def _pool_tile_chunk(self, x, out, col_row, col_won) -> None:
+        """Fill ``out`` (and, unless None, ``col_row`` and ``col_won``) for examples x."""
+        k = self.size
+        h_out, w_out = out.shape[2], out.shape[3]
+        rows = [x[:, :, di:k * h_out:k, :k * w_out] for di in range(k)]   # (n, C, H', W'*k)
         if k == 1:
-            col_max = col_max.copy(order="K")
-            col_row = np.zeros_like(col_max, dtype=index) if winners else None
-        cols = [col_max[..., dj::k] for dj in range(k)]                    # (N, C, H', W')
-        out, col_won, best_row = cols[0], None, None
+            out[...] = rows[0]
+            if col_row is not None:
+                col_row[...] = 0
+                col_won[...] = 0
+            return
+        # Stage 1, down each window column: a later row wins only if strictly greater.
+        if col_row is not None:
+            np.greater(rows[1], rows[0], out=col_row.view(bool))
+        col_max = np.maximum(rows[0], rows[1])
+        for di in range(2, k):
+            if col_row is not None:
+                np.maximum(col_row, _as_uint8(rows[di] > col_max) * np.uint8(di), out=col_row)
+            np.maximum(col_max, rows[di], out=col_max)
+        # Stage 2, across the column maxima: among equal maxima the earlier row wins.
+        cols = [col_max[..., dj::k] for dj in range(k)]                    # (n, C, H', W')
+        best, best_row = cols[0], None
         for dj in range(1, k):
-            if winners:
-                better = cols[dj] > out
-                tie = cols[dj] == out
-                if tie.any():   # equal maxima: the one in an earlier row comes first
+            if col_row is not None:
+                better = cols[dj] > best
+                tie = cols[dj] == best
+                if tie.any():
                     best_row = col_row[..., 0::k] if best_row is None else best_row
                     better |= tie & (col_row[..., dj::k] < best_row)
-                won = _as_uint8(better)
-                col_won = (won.astype(index) if index is not np.uint8 else won) if dj == 1 \
-                    else np.maximum(col_won, won * index(dj), out=col_won)
+                if dj == 1:
+                    np.copyto(col_won, _as_uint8(better))
+                else:
+                    np.maximum(col_won, _as_uint8(better) * np.uint8(dj), out=col_won)
                 if dj < k - 1:
                     best_row = np.where(better, col_row[..., dj::k],
                                         col_row[..., 0::k] if best_row is None else best_row)
-            out = np.maximum(out, cols[dj], out=None if dj == 1 else out)
-        if k == 1:
-            out = out.copy(order="K")
-            col_won = np.zeros_like(out, dtype=index) if winners else None
-        return out, ((col_row, col_won) if winners else None)
+            best = np.maximum(best, cols[dj], out=out)
 
     def _unpool_tiles(self, dout):
         k = self.size
         x = self._x
         col_row, col_won = self._winner
         h_out, w_out = col_won.shape[2], col_won.shape[3]
-        by_column = np.empty_like(col_row, dtype=dout.dtype)   # dout at each window's column
-        _route(dout, col_won, [by_column[..., dj::k] for dj in range(k)])
         exact = x.shape[2] == k * h_out and x.shape[3] == k * w_out
         dx = (np.empty_like if exact else np.zeros_like)(x, dtype=dout.dtype)
-        _route(by_column, col_row, [dx[:, :, di:k * h_out:k, :k * w_out] for di in range(k)])
+        for i, j in _chunks(x):
+            # dout routed to each window's winning column, then to that column's winning row
+            by_column = np.empty_like(col_row[i:j], dtype=dout.dtype)
+            _route(dout[i:j], col_won[i:j], [by_column[..., dj::k] for dj in range(k)])
+            _route(by_column, col_row[i:j],
+                   [dx[i:j, :, di:k * h_out:k, :k * w_out] for di in range(k)])
         return dx
 
     # ------------------------------------------------------------ any other stride
