@@ -44,24 +44,38 @@ def correlate_naive(a, w, h_out, w_out):
     return out
 
 
-@pytest.mark.parametrize("n,h,w,c,f,k", [(3, 7, 9, 4, 5, 3), (1, 6, 6, 2, 3, 5), (5, 4, 5, 3, 2, 1)])
+def zero_pad(a, pad, rows, cols):
+    """a (N, H, W, C) with ``pad`` zero rows/columns before (negative: cropped), cut or
+    zero-extended to (N, rows, cols, C)."""
+    a = a[:, max(-pad, 0):, max(-pad, 0):]
+    p = max(pad, 0)
+    out = np.zeros((a.shape[0], rows, cols, a.shape[3]))
+    h, w = min(rows - p, a.shape[1]), min(cols - p, a.shape[2])
+    out[:, p:p + h, p:p + w] = a[:, :h, :w]
+    return out
+
+
+@pytest.mark.parametrize("n,h,w,c,f,k,pad", [(3, 7, 9, 4, 5, 3, 0), (1, 6, 6, 2, 3, 5, 2),
+                                            (5, 4, 5, 3, 2, 1, 0), (2, 6, 7, 2, 3, 3, -1),
+                                            (2, 5, 6, 3, 2, 3, 3)])
 @pytest.mark.parametrize("chunk_bytes", [1, 1 << 20])
-def test_correlate_and_kernel_grad_match_loops(n, h, w, c, f, k, chunk_bytes, monkeypatch):
+def test_correlate_and_kernel_grad_match_loops(n, h, w, c, f, k, pad, chunk_bytes, monkeypatch):
     monkeypatch.setattr(rowconv, "CHUNK_BYTES", chunk_bytes)
     rng = np.random.default_rng(20)
-    a = rng.standard_normal((n, h, w, c))
+    a = rng.standard_normal((n, h, w, c))[:, :, ::-1]   # strided input: any strides work
     kernels = rng.standard_normal((f, c, k, k))
     bias = rng.standard_normal(f)
-    h_out, w_out = h - k + 1, w - k + 1
-    got = rowconv.correlate(a, rowconv.row_weights(kernels, a.dtype), h_out, w_out, bias)
-    np.testing.assert_allclose(got, correlate_naive(a, kernels, h_out, w_out) + bias,
+    h_out, w_out = h + 2 * pad - k + 1, w + 2 * pad - k + 1
+    ap = zero_pad(a, pad, h_out + k - 1, w_out + k - 1)
+    got = rowconv.correlate(a, rowconv.row_weights(kernels, a.dtype), pad, h_out, w_out, bias)
+    np.testing.assert_allclose(got, correlate_naive(ap, kernels, h_out, w_out) + bias,
                                rtol=1e-12, atol=1e-12)
     dy = rng.standard_normal((n, h_out, w_out, f))
     want = np.zeros((f, c, k, k))
     for i in range(h_out):
         for j in range(w_out):
-            want += np.einsum("nf,ndec->fcde", dy[:, i, j], a[:, i:i + k, j:j + k])
-    got_dw = rowconv.kernel_grad(a, dy, k).reshape(k, k, c, f).transpose(3, 2, 0, 1)
+            want += np.einsum("nf,ndec->fcde", dy[:, i, j], ap[:, i:i + k, j:j + k])
+    got_dw = rowconv.kernel_grad(a, dy, k, pad).reshape(k, k, c, f).transpose(3, 2, 0, 1)
     np.testing.assert_allclose(got_dw, want, rtol=1e-12, atol=1e-12)
 
 
@@ -72,7 +86,7 @@ def test_correlate_oracle_catches_a_dropped_kernel_row(monkeypatch):
     w_rows = rowconv.row_weights(kernels, a.dtype)
     w_rows[-1] = 0
     with pytest.raises(AssertionError):
-        np.testing.assert_allclose(rowconv.correlate(a, w_rows, 4, 4),
+        np.testing.assert_allclose(rowconv.correlate(a, w_rows, 0, 4, 4),
                                    correlate_naive(a, kernels, 4, 4), rtol=1e-12, atol=1e-12)
 
 

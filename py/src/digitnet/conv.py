@@ -116,6 +116,7 @@ class Conv2D(Layer):
         self.W = Param(w.astype(dtype), "W")
         self.b = Param(np.zeros(self.out_channels, dtype=dtype), "b")
         self._xp = None        # zero-padded (N, Hp, Wp, C) input of the last forward
+        self._x_rows = None    # or its unpadded (N, H, W, C) view, when it took `rowconv`
         self._x_shape = None   # (N, C, H, W)
         self._fft = None       # fftconv.FFTState when the last forward took the FFT path
 
@@ -147,22 +148,24 @@ class Conv2D(Layer):
             y, self._fft = fftconv.forward(x.astype(dtype, copy=False),
                                            self.W.value.astype(dtype, copy=False),
                                            self.b.value.astype(dtype, copy=False), p)
-            self._xp, self._x_shape = None, x.shape
+            self._xp, self._x_rows, self._x_shape = None, None, x.shape
             return y
+        if rowconv.wanted(current(), s, k, c):
+            x_rows = x.transpose(0, 2, 3, 1).astype(dtype, copy=False)   # no copy
+            self._xp, self._x_rows, self._x_shape = None, x_rows, x.shape
+            y = rowconv.correlate(x_rows, rowconv.row_weights(self.W.value, dtype), p, h_out,
+                                  w_out, self.b.value)
+            return y.transpose(0, 3, 1, 2)                        # (N, F, H', W') view
         grouped = rowconv.grouped_wanted(current(), s, k, c)
         # One copy: NCHW (any strides) -> zero-padded, channel-last (N, Hp, Wp, C), with
         # zero columns to spare if the grouped product reads past the padding.
         width = max(w + 2 * p, rowconv.grouped_width(w_out) + k - 1) if grouped else w + 2 * p
         xp = np.zeros((n, h + 2 * p, width, c), dtype=dtype)
         xp[:, p:p + h, p:p + w, :] = x.transpose(0, 2, 3, 1)
-        self._xp, self._x_shape = xp, x.shape
+        self._xp, self._x_rows, self._x_shape = xp, None, x.shape
         if grouped:
             y = rowconv.correlate_grouped(xp, self.W.value.astype(dtype, copy=False), h_out,
                                           w_out, self.b.value)
-            return y.transpose(0, 3, 1, 2)                        # (N, F, H', W') view
-        if rowconv.wanted(current(), s, k, c):
-            y = rowconv.correlate(xp, rowconv.row_weights(self.W.value, dtype), h_out, w_out,
-                                  self.b.value)
             return y.transpose(0, 3, 1, 2)                        # (N, F, H', W') view
         windows = _windows(xp, k, s, h_out, w_out)
         w2 = self.W.value.transpose(2, 3, 1, 0).reshape(k * k * c, f).astype(dtype)
@@ -191,13 +194,14 @@ class Conv2D(Layer):
         k, s, p, f = self.kernel_size, self.stride, self.padding, self.out_channels
         h_out, w_out = dout.shape[2], dout.shape[3]
         xp = self._xp
-        dy = np.ascontiguousarray(dout.transpose(0, 2, 3, 1), dtype=xp.dtype)  # (N, H', W', F)
-        windows = _windows(xp, k, s, h_out, w_out)
-        step = _chunk_size(windows)
-        if rowconv.wanted(current(), s, k, c):
-            dw = rowconv.kernel_grad(xp, dy, k)
+        dtype = (xp if xp is not None else self._x_rows).dtype
+        dy = np.ascontiguousarray(dout.transpose(0, 2, 3, 1), dtype=dtype)  # (N, H', W', F)
+        if xp is None:
+            dw = rowconv.kernel_grad(self._x_rows, dy, k, p)
         else:
-            dw = np.zeros((k * k * c, f), dtype=xp.dtype)
+            windows = _windows(xp, k, s, h_out, w_out)
+            step = _chunk_size(windows)
+            dw = np.zeros((k * k * c, f), dtype=dtype)
             k_major = _k_major(windows)
             for i in range(0, n, step):
                 cols, dy_chunk = _columns(windows[i:i + step], k_major), dy[i:i + step].reshape(-1, f)
@@ -214,11 +218,12 @@ class Conv2D(Layer):
         # over whole quotients: a correlation of dy, spread s apart into zeros (k - 1 of
         # them before the first), with the kernels flipped, read from row/column p on.
         reach = p + max(p, k - 1)    # rows past the input's that the spread dy or a window needs
-        spread = np.zeros((min(step, n), h + reach, w + reach, f), dtype=xp.dtype)
+        step = _chunk_size(_windows(dy, k, 1, h, w))   # dx's im2col bytes per chunk
+        spread = np.zeros((min(step, n), h + reach, w + reach, f), dtype=dtype)
         inner = spread[:, k - 1:k - 1 + s * h_out:s, k - 1:k - 1 + s * w_out:s, :]
         w_flip = self.W.value[:, :, ::-1, ::-1].transpose(2, 3, 0, 1).reshape(k * k * f, c)
-        w_flip = w_flip.astype(xp.dtype)
-        dx = np.empty((n, h, w, c), dtype=xp.dtype)
+        w_flip = w_flip.astype(dtype)
+        dx = np.empty((n, h, w, c), dtype=dtype)
         for i in range(0, n, step):
             m = min(step, n - i)
             inner[:m] = dy[i:i + m]
@@ -228,14 +233,11 @@ class Conv2D(Layer):
 
     def _input_grad_rows(self, dy):
         """dx (N, H, W, C) for stride 1 by `rowconv`: the correlation of dy, zero-padded
-        by k - 1 (read from row/column p on), with the flipped kernels."""
+        by k - 1 - p (p > k - 1 crops instead), with the flipped kernels."""
         n, c, h, w = self._x_shape
         k, p = self.kernel_size, self.padding
-        reach = p + max(p, k - 1)
-        spread = np.zeros((n, h + reach, w + reach, dy.shape[3]), dtype=dy.dtype)
-        spread[:, k - 1:k - 1 + dy.shape[1], k - 1:k - 1 + dy.shape[2]] = dy
         flipped = self.W.value.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1]   # (C, F, k, k)
-        return rowconv.correlate(spread[:, p:, p:], rowconv.row_weights(flipped, dy.dtype), h, w)
+        return rowconv.correlate(dy, rowconv.row_weights(flipped, dy.dtype), k - 1 - p, h, w)
 
 
 @register

@@ -17,8 +17,8 @@ kernels banded into a (k*(k+G-1)*C, G*F) matrix. That is (k+G-1)/k times the
 multiply-adds (1.6x at G = 4), but the product is no longer thin and the copy is 2.5x
 smaller (first layer forward: 8 -> 5 ms at batch 256).
 
-Arrays are channel-last: inputs a (N, H, W, C) already zero-padded, outputs (N, H', W', F)
-with H' = H - k + 1; weights in row form w_rows (k, k*C, F): w_rows[di, dj*C + c, f] =
+Arrays are channel-last: inputs a (N, H, W, C) (zero padding is added per chunk),
+outputs (N, H', W', F); weights in row form w_rows (k, k*C, F): w_rows[di, dj*C + c, f] =
 W[f, c, di, dj].
 """
 from __future__ import annotations
@@ -64,33 +64,43 @@ def _row_windows(a: np.ndarray, k: int, w_out: int) -> np.ndarray:
                       (sn, sh, sw, sw, sc), writeable=False)
 
 
-def _chunks(a: np.ndarray, k: int, w_out: int):
-    """Yield (start, stop, X) per chunk of examples: X (m, H*W', k*C) holds the row
-    windows of a[start:stop] (one buffer, refilled for every chunk)."""
-    n, h, _, c = a.shape
-    per_example = h * w_out * k * c * a.itemsize
+def _chunks(a: np.ndarray, k: int, h_out: int, w_out: int, pad: int):
+    """Yield (start, stop, X) per chunk of examples: X (m, (h_out + k - 1)*w_out, k*C)
+    holds the row windows of a[start:stop] with ``pad`` zero rows and columns before
+    its first (a negative pad crops) and zeros after as needed. The padding is made per
+    chunk, in cache (one buffer each, refilled for every chunk)."""
+    n, h, w, c = a.shape
+    rows, cols = h_out + k - 1, w_out + k - 1
+    per_example = rows * w_out * k * c * a.itemsize
     step = max(1, min(n, CHUNK_BYTES // per_example))
-    buffer = np.empty((step, h, w_out, k, c), dtype=a.dtype)
+    padded = np.zeros((step, rows, cols, c), dtype=a.dtype)
+    p0, a0 = max(pad, 0), max(-pad, 0)   # a's row/column a0 lands at padded row/column p0
+    n_rows, n_cols = min(rows - p0, h - a0), min(cols - p0, w - a0)
+    buffer = np.empty((step, rows, w_out, k, c), dtype=a.dtype)
     for start in range(0, n, step):
         m = min(step, n - start)
-        np.copyto(buffer[:m], _row_windows(a[start:start + m], k, w_out))
-        yield start, start + m, buffer[:m].reshape(m, h * w_out, k * c)
+        if n_rows > 0 and n_cols > 0:
+            padded[:m, p0:p0 + n_rows, p0:p0 + n_cols] = \
+                a[start:start + m, a0:a0 + n_rows, a0:a0 + n_cols]
+        np.copyto(buffer[:m], _row_windows(padded[:m], k, w_out))
+        yield start, start + m, buffer[:m].reshape(m, rows * w_out, k * c)
 
 
-def correlate(a: np.ndarray, w_rows: np.ndarray, h_out: int, w_out: int,
+def correlate(a: np.ndarray, w_rows: np.ndarray, pad: int, h_out: int, w_out: int,
               bias: np.ndarray | None = None) -> np.ndarray:
-    """out[n, i, j, f] = bias[f] + sum_{di, dj, c} a[n, i + di, j + dj, c] * W[f, c, di, dj].
+    """out[n, i, j, f] = bias[f] + sum_{di, dj, c} ap[n, i + di, j + dj, c] * W[f, c, di, dj]
+    where ap is a with ``pad`` zeros before its first row and column (a negative pad
+    drops that many) and zeros past its end.
 
-    a: (N, >= h_out + k - 1, >= w_out + k - 1, C) (rows past h_out + k - 1 are ignored);
-    w_rows: (k, k*C, F) (`row_weights`); returns out (N, h_out, w_out, F), C-contiguous.
+    a: (N, H, W, C), any strides; w_rows: (k, k*C, F) (`row_weights`); returns
+    out (N, h_out, w_out, F), C-contiguous.
     """
     k, _, f = w_rows.shape
     n, positions = a.shape[0], h_out * w_out
-    a = a[:, :h_out + k - 1]
     out = np.empty((n, positions, f), dtype=a.dtype)
     tiled_bias = None if bias is None else np.tile(bias.astype(a.dtype, copy=False), positions)
     partial = None
-    for start, stop, rows in _chunks(a, k, w_out):
+    for start, stop, rows in _chunks(a, k, h_out, w_out, pad):
         acc = out[start:stop]
         np.matmul(rows[:, :positions], w_rows[0], out=acc)
         if partial is None or len(partial) != stop - start:
@@ -104,15 +114,15 @@ def correlate(a: np.ndarray, w_rows: np.ndarray, h_out: int, w_out: int,
     return out.reshape(n, h_out, w_out, f)
 
 
-def kernel_grad(a: np.ndarray, dy: np.ndarray, k: int) -> np.ndarray:
-    """dW in row form (k, k*C, F): sum_{n, i, j} a[n, i + di, j + dj, c] * dy[n, i, j, f]
-    at [di, dj*C + c, f]. a: (N, >= H' + k - 1, >= W' + k - 1, C); dy: (N, H', W', F)."""
+def kernel_grad(a: np.ndarray, dy: np.ndarray, k: int, pad: int) -> np.ndarray:
+    """dW in row form (k, k*C, F): sum_{n, i, j} ap[n, i + di, j + dj, c] * dy[n, i, j, f]
+    at [di, dj*C + c, f], ap as in `correlate`. a: (N, H, W, C); dy: (N, H', W', F)."""
     n, h_out, w_out, f = dy.shape
     c, positions = a.shape[3], h_out * w_out
     dy = np.ascontiguousarray(dy).reshape(n, positions, f)
     dw = np.zeros((k, k * c, f), dtype=np.result_type(a.dtype, dy.dtype))
     partial = None
-    for start, stop, rows in _chunks(a[:, :h_out + k - 1], k, w_out):
+    for start, stop, rows in _chunks(a, k, h_out, w_out, pad):
         if partial is None or len(partial) != stop - start:
             partial = np.empty((stop - start, k * c, f), dtype=dw.dtype)
         for di in range(k):
