@@ -256,3 +256,58 @@ def test_relu_pool_swap_is_exact_at_ties_and_negatives():
     np.testing.assert_array_equal(grads[0][0], grads[1][0])
     np.testing.assert_array_equal(grads[0][1], grads[1][1])
     assert isinstance(Sequential([ReLU(), MaxPool2D(2)])._body()[0], MaxPool2D)
+
+
+# ---------------------------------------------------------------- training batches in slices
+
+def batch_gradients(model, x, targets, reduction):
+    model.zero_grad()
+    loss, logits = model.loss_and_gradients(x, targets, reduction)
+    return loss, logits, [p.grad.copy() for p in model.parameters()]
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_batch_in_slices_gives_the_whole_batch_gradient(reduction, monkeypatch):
+    import digitnet.model as model_module
+    rng = np.random.default_rng(29)
+    x = rng.uniform(0, 1, (70, 784))
+    targets = np.eye(10)[rng.integers(0, 10, 70)]
+    model = cnn(seed=2, dtype=np.float64)
+    with backend.use("numpy"):
+        monkeypatch.setattr(model_module, "SLICE", 1000)
+        whole = batch_gradients(model, x, targets, reduction)
+        monkeypatch.setattr(model_module, "SLICE", 32)   # slices of 32, 32 and 6
+        sliced = batch_gradients(model, x, targets, reduction)
+    assert sliced[0] == pytest.approx(whole[0], rel=1e-12)
+    np.testing.assert_allclose(sliced[1], whole[1], rtol=1e-12, atol=1e-14)
+    for got, want in zip(sliced[2], whole[2]):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-14)
+    if reduction == "mean":   # negative control: the summed gradient is 70x off
+        with pytest.raises(AssertionError):
+            np.testing.assert_allclose(sliced[2][0], batch_gradients(model, x, targets, "sum")[2][0],
+                                       rtol=1e-10, atol=1e-14)
+
+
+def test_batch_is_one_slice_outside_cpython_blas_and_for_dense_models(monkeypatch):
+    import digitnet.model as model_module
+    monkeypatch.setattr(model_module, "SLICE", 8)
+    model = cnn(seed=3)
+    calls = []
+    original = model.logits
+    monkeypatch.setattr(model, "logits", lambda x, training=False: calls.append(len(x)) or original(x, training))
+    x = np.random.default_rng(30).uniform(0, 1, (20, 784)).astype(np.float32)
+    targets = np.eye(10, dtype=np.float32)[np.arange(20) % 10]
+    with backend.use("einsum"):
+        model.loss_and_gradients(x, targets)
+    with backend.use("numpy"):
+        model.loss_and_gradients(x, targets)
+    assert calls == [20, 8, 8, 4]
+    from digitnet.model import mlp
+    dense = mlp(seed=0)   # the MLP's arrays are small: it keeps whole batches
+    with backend.use("numpy"):
+        dense.loss_and_gradients(x, targets)
+        sliced_calls = []
+        original_dense = dense.logits
+        monkeypatch.setattr(dense, "logits", lambda x, training=False: sliced_calls.append(len(x)) or original_dense(x, training))
+        dense.loss_and_gradients(x, targets)
+    assert sliced_calls == [20]
