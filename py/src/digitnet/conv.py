@@ -31,6 +31,8 @@ Two other routes compute the same correlations where they are faster:
 - with the ``"numpy"`` backend (CPython's BLAS), a stride-1 layer whose kernel rows are
   wide enough (k*C, or k*F for dx) goes through `rowconv`: row windows instead of
   im2col, k stacked products (the CNN's second layer: ~1.6x faster overall);
+- with the ``"numpy"`` backend, a thin stride-1 layer followed by MaxPool2D(2) (the
+  CNN's first pair) runs as one `convpool.ConvPool` in `model.Sequential`;
 - with the ``"sgemm"`` backend (the page's training: BLAS without SIMD kernels) a
   stride-1 Conv2D with several input channels and a training-sized batch goes through
   `fftconv`: the CNN's second layer then costs about a third as much there.
@@ -212,6 +214,14 @@ class Conv2D(Layer):
         self.b.grad += dy.reshape(n, -1).sum(axis=0).reshape(-1, f).sum(axis=0)
         if not input_grad:
             return None
+        return self.input_grad(dy)
+
+    def input_grad(self, dy):
+        """dx (N, C, H, W) (a view) of the last forward's input, from the output gradient
+        dy given channel-last, (N, H', W', F). Parameter gradients are not touched."""
+        n, c, h, w = self._x_shape
+        k, s, p, f = self.kernel_size, self.stride, self.padding, self.out_channels
+        h_out, w_out, dtype = dy.shape[1], dy.shape[2], dy.dtype
         if rowconv.wanted(current(), s, k, f):
             return self._input_grad_rows(dy).transpose(0, 3, 1, 2)   # (N, C, H, W) view
         # dx[n, i, j, c] = sum_{di, dj, f} W[f, c, di, dj] * dy[n, (i + p - di) / s, ...]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import conv  # noqa: F401  (registers the conv layer types for build_layer)
+from . import conv, convpool  # conv also registers its layer types for build_layer
 from . import modelfile
 from .backend import current
 from .layers import Layer, LeakyReLU, Linear, Param, ReLU, Softmax, build_layer
@@ -50,7 +50,23 @@ class Sequential:
         for i in range(len(body) - 1):
             if type(body[i]) is ReLU and type(body[i + 1]) is conv.MaxPool2D:
                 body[i], body[i + 1] = body[i + 1], body[i]
-        return body
+        return self._fused(body)
+
+    def _fused(self, body: list[Layer]) -> list[Layer]:
+        """``body`` with each pair `convpool.wanted` now replaced by its ConvPool (one per
+        pair, kept: it holds what backward needs)."""
+        runners = self.__dict__.setdefault("_runners", {})
+        out = []
+        for layer in body:
+            if (out and type(layer) is conv.MaxPool2D and type(out[-1]) is conv.Conv2D
+                    and convpool.wanted(current(), out[-1], layer)):
+                key = (id(out[-1]), id(layer))
+                if key not in runners:
+                    runners[key] = convpool.ConvPool(out[-1], layer)
+                out[-1] = runners[key]
+            else:
+                out.append(layer)
+        return out
 
     def logits(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         """(N, 784) -> (N, 10) scores before the final Softmax."""
@@ -107,9 +123,9 @@ class Sequential:
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         """(N, 784) -> (N, 10) probabilities (runs every layer, the Softmax included)."""
-        body = self._body()
-        for layer in body + self.layers[len(body):]:
-            x = layer.forward(x, training)
+        x = self.logits(x, training)
+        if self.layers and isinstance(self.layers[-1], Softmax):
+            x = self.layers[-1].forward(x, training)
         return x
 
     def predict_proba(self, x: np.ndarray, batch_size: int = 250) -> np.ndarray:
