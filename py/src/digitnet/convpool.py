@@ -12,7 +12,8 @@ specs; only the computation is shared:
 - The product is computed transposed, (4*F, windows): each window offset's outputs are
   one contiguous block, so the max over the four offsets (and the first-maximum winner
   routing the gradient, as MaxPool2D's) runs on long contiguous rows, and the conv's
-  full-size output never exists. The pooled output is (F, N, H', W') in memory.
+  full-size output never exists. Each chunk's maxima are transposed (in cache) into the
+  channel-last output the other layers keep.
 - Backward routes the pooled gradient to the winning offsets, then dW is one product
   with the kept im2col rows, folded back from the banded form.
 
@@ -81,17 +82,19 @@ class ConvPool(Layer):
         patches[..., width] = 1
         patches = patches.reshape(n * h2 * w2, width + 1)
         banded = _banded(conv.W.value, conv.b.value, dtype)
-        pooled = np.empty((f, n * h2 * w2), dtype=dtype)
+        pooled = np.empty((n * h2 * w2, f), dtype=dtype)   # channel-last (N, H'/2, W'/2, F)
         winner = np.empty((f, n * h2 * w2), dtype=np.uint8) if training else None
         step = max(1, CHUNK_BYTES // (4 * f * h2 * w2 * pooled.itemsize)) * h2 * w2
         product = np.empty((4 * f, min(step, n * h2 * w2)), dtype=dtype)
+        maxima = np.empty((f, min(step, n * h2 * w2)), dtype=dtype)
         for start in range(0, n * h2 * w2, step):
             stop = min(start + step, n * h2 * w2)
             offsets = np.matmul(banded, patches[start:stop].T, out=product[:, :stop - start])
-            _max_of_offsets(offsets.reshape(4, f, stop - start), pooled[:, start:stop],
+            _max_of_offsets(offsets.reshape(4, f, stop - start), maxima[:, :stop - start],
                             None if winner is None else winner[:, start:stop])
+            pooled[start:stop] = maxima[:, :stop - start].T
         self._patches, self._winner = (patches, winner) if training else (None, None)
-        return pooled.reshape(f, n, h2, w2).transpose(1, 0, 2, 3)   # (N, F, H'/2, W'/2) view
+        return pooled.reshape(n, h2, w2, f).transpose(0, 3, 1, 2)   # (N, F, H'/2, W'/2) view
 
     def backward(self, dout):
         return self._backward(dout, input_grad=True)
@@ -109,16 +112,18 @@ class ConvPool(Layer):
         n, f, h2, w2 = dout.shape
         k, c = conv.kernel_size, conv.in_channels
         windows = n * h2 * w2
-        dpooled = np.ascontiguousarray(dout.transpose(1, 0, 2, 3), dtype=patches.dtype).reshape(f, windows)
+        dpooled = dout.transpose(0, 2, 3, 1).reshape(windows, f)   # a view if channel-last
         dbanded = np.zeros((4 * f, patches.shape[1]), dtype=patches.dtype)
         doffsets_all = np.empty((4, f, windows), dtype=patches.dtype) if input_grad else None
         step = max(1, CHUNK_BYTES // (4 * f * h2 * w2 * patches.itemsize)) * h2 * w2
         doffsets = np.empty((4, f, min(step, windows)), dtype=patches.dtype)
+        dmaxima = np.empty((f, min(step, windows)), dtype=patches.dtype)
         for start in range(0, windows, step):
             stop = min(start + step, windows)
             chunk = doffsets[:, :, :stop - start] if doffsets_all is None \
                 else doffsets_all[:, :, start:stop]
-            _route(dpooled[:, start:stop], winner[:, start:stop], list(chunk))
+            np.copyto(dmaxima[:, :stop - start], dpooled[start:stop].T)   # transposed in cache
+            _route(dmaxima[:, :stop - start], winner[:, start:stop], list(chunk))
             dbanded += chunk.reshape(4 * f, -1) @ patches[start:stop]
         # Fold the banded gradient back: W[f, c, a, b] is at patch (a + di, b + dj) of row (di, dj, f).
         spread = dbanded[:, :-1].reshape(2, 2, f, k + 1, k + 1, c)
