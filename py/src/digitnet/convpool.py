@@ -75,24 +75,27 @@ class ConvPool(Layer):
         xp[:, p:p + h, p:p + w, :] = x.transpose(0, 2, 3, 1)
         conv._x_shape = x.shape
         h2, w2, width = h_out // 2, w_out // 2, (k + 1) * (k + 1) * c
-        sn, sh, sw, sc = xp.strides
+        windows = np.lib.stride_tricks.as_strided(   # (N, H'/2, W'/2, k+1, k+1, C) patches
+            xp, (n, h2, w2, k + 1, k + 1, c),
+            (xp.strides[0], 2 * xp.strides[1], 2 * xp.strides[2]) + xp.strides[1:], writeable=False)
         patches = np.empty((n, h2, w2, width + 1), dtype=dtype)   # im2col rows + a 1
-        np.copyto(patches[..., :width].reshape(n, h2, w2, k + 1, k + 1, c), np.lib.stride_tricks.as_strided(
-            xp, (n, h2, w2, k + 1, k + 1, c), (sn, 2 * sh, 2 * sw, sh, sw, sc), writeable=False))
         patches[..., width] = 1
-        patches = patches.reshape(n * h2 * w2, width + 1)
         banded = _banded(conv.W.value, conv.b.value, dtype)
-        pooled = np.empty((n * h2 * w2, f), dtype=dtype)   # channel-last (N, H'/2, W'/2, F)
-        winner = np.empty((f, n * h2 * w2), dtype=np.uint8) if training else None
-        step = max(1, CHUNK_BYTES // (4 * f * h2 * w2 * pooled.itemsize)) * h2 * w2
-        product = np.empty((4 * f, min(step, n * h2 * w2)), dtype=dtype)
-        maxima = np.empty((f, min(step, n * h2 * w2)), dtype=dtype)
-        for start in range(0, n * h2 * w2, step):
-            stop = min(start + step, n * h2 * w2)
-            offsets = np.matmul(banded, patches[start:stop].T, out=product[:, :stop - start])
-            _max_of_offsets(offsets.reshape(4, f, stop - start), maxima[:, :stop - start],
-                            None if winner is None else winner[:, start:stop])
-            pooled[start:stop] = maxima[:, :stop - start].T
+        pooled = np.empty((n, h2 * w2, f), dtype=dtype)   # channel-last (N, H'/2, W'/2, F)
+        winner = np.empty((f, n, h2 * w2), dtype=np.uint8) if training else None
+        step = max(1, CHUNK_BYTES // (4 * f * h2 * w2 * pooled.itemsize))   # examples
+        product = np.empty((4 * f, min(step, n) * h2 * w2), dtype=dtype)
+        maxima = np.empty((f, min(step, n) * h2 * w2), dtype=dtype)
+        for start in range(0, n, step):
+            m = min(step, n - start)
+            rows = patches[start:start + m]   # copied per chunk: the product reads it from cache
+            np.copyto(rows[..., :width].reshape(m, h2, w2, k + 1, k + 1, c), windows[start:start + m])
+            offsets = np.matmul(banded, rows.reshape(-1, width + 1).T, out=product[:, :m * h2 * w2])
+            _max_of_offsets(offsets.reshape(4, f, -1), maxima[:, :m * h2 * w2],
+                            None if winner is None else winner[:, start:start + m].reshape(f, -1))
+            pooled[start:start + m] = maxima[:, :m * h2 * w2].T.reshape(m, h2 * w2, f)
+        patches = patches.reshape(n * h2 * w2, width + 1)
+        winner = None if winner is None else winner.reshape(f, n * h2 * w2)
         self._patches, self._winner = (patches, winner) if training else (None, None)
         return pooled.reshape(n, h2, w2, f).transpose(0, 3, 1, 2)   # (N, F, H'/2, W'/2) view
 
