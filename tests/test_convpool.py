@@ -130,3 +130,33 @@ def test_inference_through_convpool_matches_layers():
     with backend.use("einsum"):
         layer_probs = model.forward(x)
     np.testing.assert_allclose(fused_probs, layer_probs, rtol=1e-10, atol=1e-13)
+
+
+def test_backward_follows_the_layers_forward_ran_even_if_the_backend_changes():
+    model = cnn(seed=6, dtype=np.float64)
+    reference = cnn(seed=6, dtype=np.float64)
+    rng = np.random.default_rng(45)
+    x, d = rng.uniform(0, 1, (3, 784)), rng.standard_normal((3, 10))
+    with backend.use("numpy"):
+        model.logits(x, training=True)      # the first pair runs as a ConvPool
+    with backend.use("einsum"):
+        model.backward(d)                   # ... and must be undone as one
+        reference.logits(x, training=True)
+        reference.backward(d)
+    for p, q in zip(model.parameters(), reference.parameters()):
+        np.testing.assert_allclose(p.grad, q.grad, rtol=1e-9, atol=1e-12)
+
+
+def test_backward_after_an_inference_forward():
+    conv, pool = pair(1, 3, 3, 1, seed=7)
+    rng = np.random.default_rng(46)
+    x, dout = rng.standard_normal((2, 1, 8, 8)), rng.standard_normal((2, 3, 4, 4))
+    want = separate(conv, pool, x, dout)
+    for p in conv.params():
+        p.grad[...] = 0
+    layer = convpool.ConvPool(conv, pool)
+    with backend.use("numpy"):
+        layer.forward(x)                 # training=False: no winners kept
+        dx = layer.backward(dout)
+    np.testing.assert_allclose(dx, want[1], rtol=1e-11, atol=1e-12)
+    np.testing.assert_allclose(conv.W.grad, want[2], rtol=1e-11, atol=1e-12)

@@ -55,7 +55,7 @@ class ConvPool(Layer):
 
     def __init__(self, conv, pool):
         self.conv, self.pool = conv, pool
-        self._patches = self._winner = None
+        self._x = self._patches = self._winner = None
         self._separate = False   # the last forward ran the two layers one after the other
 
     def params(self):
@@ -73,7 +73,7 @@ class ConvPool(Layer):
         dtype = np.result_type(x.dtype, conv.W.value.dtype)
         xp = np.zeros((n, h + 2 * p, w + 2 * p, c), dtype=dtype)
         xp[:, p:p + h, p:p + w, :] = x.transpose(0, 2, 3, 1)
-        conv._x_shape = x.shape
+        conv._x_shape, self._x = x.shape, x
         h2, w2, width = h_out // 2, w_out // 2, (k + 1) * (k + 1) * c
         windows = np.lib.stride_tricks.as_strided(   # (N, H'/2, W'/2, k+1, k+1, C) patches
             xp, (n, h2, w2, k + 1, k + 1, c),
@@ -109,8 +109,8 @@ class ConvPool(Layer):
         if self._separate:
             dy = self.pool.backward(dout)
             return self.conv.backward(dy) if input_grad else self.conv.backward_params(dy)
-        if self._winner is None:
-            raise RuntimeError("ConvPool.backward needs a forward with training=True first")
+        if self._winner is None:   # forward ran for inference: run it again, keeping its state
+            self.forward(self._x, training=True)
         conv, patches, winner = self.conv, self._patches, self._winner
         n, f, h2, w2 = dout.shape
         k, c = conv.kernel_size, conv.in_channels

@@ -42,9 +42,10 @@ class Sequential:
 
     def _body(self) -> list[Layer]:
         """The layers before the final Softmax, in the order they run: a ReLU directly
-        followed by a MaxPool2D runs after it instead. The two commute (outputs and
-        gradients are the same, ties included), and the ReLU then touches a k*k times
-        smaller map."""
+        followed by a MaxPool2D runs after it instead (the two commute: outputs and
+        gradients are the same, ties included; the ReLU then touches a k*k times smaller
+        map), and with CPython's BLAS a thin Conv2D and the 2x2 MaxPool2D after it run
+        as one `convpool.ConvPool`."""
         ends_in_softmax = self.layers and isinstance(self.layers[-1], Softmax)
         body = list(self.layers[:-1] if ends_in_softmax else self.layers)
         for i in range(len(body) - 1):
@@ -70,7 +71,8 @@ class Sequential:
 
     def logits(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         """(N, 784) -> (N, 10) scores before the final Softmax."""
-        for layer in self._body():
+        self._ran = self._body()   # backward goes back through these same layers
+        for layer in self._ran:
             x = layer.forward(x, training)
         return x
 
@@ -81,7 +83,7 @@ class Sequential:
         the first parameterised layer's input gradient (for the MLP a third of that
         layer's backward work) and the parameter-free layers before it.
         """
-        body = self._body()
+        body = self.__dict__.get("_ran") or self._body()
         first = -1 if input_grad else next((i for i, l in enumerate(body) if l.params()), -1)
         for i in reversed(range(len(body))):
             if i == first:
