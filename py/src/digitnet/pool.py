@@ -10,13 +10,17 @@ memory order (a Conv2D output is channel-last). When windows tile the input (s =
 usual case) the max is taken in two stages: down each window column (k whole rows at a
 time: long contiguous runs) and then across the k column maxima of the now k times
 smaller map. Training records, per stage, which row and which column won, so backward
-is k + k masked products. Other strides loop over the k*k window offsets (a reshape +
-``max(axis=(3, 5))`` measured ~40x slower).
+is k + k masked products. Inference and other strides loop over the k*k window offsets
+(in Pyodide that is faster without winners to record; a reshape + ``max(axis=(3, 5))``
+measured ~40x slower). With CPython's BLAS (the ``"numpy"`` backend) the tiled path works
+a few examples at a time, so its passes stay in cache; in Pyodide, where each numpy call
+costs more, whole batches (measured: the CNN's first pool trains 10% faster there).
 """
 from __future__ import annotations
 
 import numpy as np
 
+from .backend import current
 from .layers import Layer, register
 
 
@@ -43,8 +47,10 @@ CHUNK_BYTES = 1 << 19   # input bytes pooled at a time: a chunk's passes stay in
 
 
 def _chunks(x: np.ndarray):
-    """Yield (start, stop) over x's examples, about CHUNK_BYTES of x at a time."""
-    step = max(1, CHUNK_BYTES // max(1, x[:1].size * x.itemsize))
+    """Yield (start, stop) over x's examples, about CHUNK_BYTES of x at a time with the
+    ``"numpy"`` backend, else all of them at once."""
+    step = max(1, CHUNK_BYTES // max(1, x[:1].size * x.itemsize)) if current() == "numpy" \
+        else max(1, len(x))
     for start in range(0, len(x), step):
         yield start, min(start + step, len(x))
 
@@ -87,7 +93,7 @@ class MaxPool2D(Layer):
         if h_out < 1 or w_out < 1:
             raise ValueError(f"MaxPool2D input {x.shape[2]}x{x.shape[3]} is smaller than "
                              f"its {k}x{k} window")
-        pool = self._pool_tiles if self._tiles() else self._pool_offsets
+        pool = self._pool_tiles if training and self._tiles() else self._pool_offsets
         out, self._winner = pool(x, h_out, w_out, winners=training)
         self._x = x
         return out
