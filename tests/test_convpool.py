@@ -77,10 +77,12 @@ def test_convpool_routes_ties_like_maxpool():
 
 def test_tie_test_catches_the_last_maximum_winning(monkeypatch):
     """Negative control: routing ties to the last maximum (>= instead of >) fails."""
-    def last_max(offsets, out, winner):
-        np.copyto(out, offsets.max(axis=0))
-        if winner is not None:
-            winner[...] = 3 - np.argmax(offsets[::-1] == out, axis=0)
+    def last_max(offsets, out, raised):
+        np.copyto(out, offsets[0])
+        for o in range(1, 4):
+            if raised is not None:
+                np.greater_equal(offsets[o], out, out=raised[o - 1])
+            np.maximum(out, offsets[o], out=out)
     monkeypatch.setattr(convpool, "_max_of_offsets", last_max)
     with pytest.raises(AssertionError):
         test_convpool_routes_ties_like_maxpool()

@@ -27,7 +27,6 @@ import numpy as np
 
 from . import rowconv
 from .layers import Layer
-from .pool import _route
 
 CHUNK_BYTES = 1 << 20   # bytes of the transposed product per chunk of examples
 
@@ -55,7 +54,7 @@ class ConvPool(Layer):
 
     def __init__(self, conv, pool):
         self.conv, self.pool = conv, pool
-        self._x = self._patches = self._winner = None
+        self._x = self._patches = self._raised = None
         self._separate = False   # the last forward ran the two layers one after the other
 
     def params(self):
@@ -82,7 +81,7 @@ class ConvPool(Layer):
         patches[..., width] = 1
         banded = _banded(conv.W.value, conv.b.value, dtype)
         pooled = np.empty((n, h2 * w2, f), dtype=dtype)   # channel-last (N, H'/2, W'/2, F)
-        winner = np.empty((f, n, h2 * w2), dtype=np.uint8) if training else None
+        raised = np.empty((3, f, n, h2 * w2), dtype=bool) if training else None
         step = max(1, CHUNK_BYTES // (4 * f * h2 * w2 * pooled.itemsize))   # examples
         product = np.empty((4 * f, min(step, n) * h2 * w2), dtype=dtype)
         maxima = np.empty((f, min(step, n) * h2 * w2), dtype=dtype)
@@ -92,11 +91,11 @@ class ConvPool(Layer):
             np.copyto(rows[..., :width].reshape(m, h2, w2, k + 1, k + 1, c), windows[start:start + m])
             offsets = np.matmul(banded, rows.reshape(-1, width + 1).T, out=product[:, :m * h2 * w2])
             _max_of_offsets(offsets.reshape(4, f, -1), maxima[:, :m * h2 * w2],
-                            None if winner is None else winner[:, start:start + m].reshape(f, -1))
+                            None if raised is None else raised[:, :, start:start + m].reshape(3, f, -1))
             pooled[start:start + m] = maxima[:, :m * h2 * w2].T.reshape(m, h2 * w2, f)
         patches = patches.reshape(n * h2 * w2, width + 1)
-        winner = None if winner is None else winner.reshape(f, n * h2 * w2)
-        self._patches, self._winner = (patches, winner) if training else (None, None)
+        raised = None if raised is None else raised.reshape(3, f, n * h2 * w2)
+        self._patches, self._raised = (patches, raised) if training else (None, None)
         return pooled.reshape(n, h2, w2, f).transpose(0, 3, 1, 2)   # (N, F, H'/2, W'/2) view
 
     def backward(self, dout):
@@ -109,9 +108,9 @@ class ConvPool(Layer):
         if self._separate:
             dy = self.pool.backward(dout)
             return self.conv.backward(dy) if input_grad else self.conv.backward_params(dy)
-        if self._winner is None:   # forward ran for inference: run it again, keeping its state
+        if self._raised is None:   # forward ran for inference: run it again, keeping its state
             self.forward(self._x, training=True)
-        conv, patches, winner = self.conv, self._patches, self._winner
+        conv, patches, raised = self.conv, self._patches, self._raised
         n, f, h2, w2 = dout.shape
         k, c = conv.kernel_size, conv.in_channels
         windows = n * h2 * w2
@@ -126,7 +125,7 @@ class ConvPool(Layer):
             chunk = doffsets[:, :, :stop - start] if doffsets_all is None \
                 else doffsets_all[:, :, start:stop]
             np.copyto(dmaxima[:, :stop - start], dpooled[start:stop].T)   # transposed in cache
-            _route(dmaxima[:, :stop - start], winner[:, start:stop], list(chunk))
+            _route(dmaxima[:, :stop - start], raised[:, :, start:stop], chunk)
             dbanded += chunk.reshape(4 * f, -1) @ patches[start:stop]
         # Fold the banded gradient back: W[f, c, a, b] is at patch (a + di, b + dj) of row (di, dj, f).
         spread = dbanded[:, :-1].reshape(2, 2, f, k + 1, k + 1, c)
@@ -140,13 +139,23 @@ class ConvPool(Layer):
         return conv.input_grad(np.ascontiguousarray(dy).reshape(n, 2 * h2, 2 * w2, f))
 
 
-def _max_of_offsets(offsets: np.ndarray, out: np.ndarray, winner: np.ndarray | None) -> None:
-    """out = max over the 4 window offsets (4, F, m) -> (F, m); winner (unless None) the
-    first offset in row-major order that holds it."""
-    if winner is not None:   # a later offset wins only if strictly greater
-        np.greater(offsets[1], offsets[0], out=winner.view(bool))
+def _max_of_offsets(offsets: np.ndarray, out: np.ndarray, raised: np.ndarray | None) -> None:
+    """out = max over the 4 window offsets (4, F, m) -> (F, m); raised (unless None, (3, F, m)
+    bool): raised[o - 1] where offset o beat every earlier one. The window's first maximum
+    in row-major order is then the last offset that raised it (0 if none did)."""
+    if raised is not None:
+        np.greater(offsets[1], offsets[0], out=raised[0])
     np.maximum(offsets[0], offsets[1], out=out)
     for o in range(2, 4):
-        if winner is not None:
-            np.maximum(winner, (offsets[o] > out).view(np.uint8) * np.uint8(o), out=winner)
+        if raised is not None:
+            np.greater(offsets[o], out, out=raised[o - 1])
         np.maximum(out, offsets[o], out=out)
+
+
+def _route(grad: np.ndarray, raised: np.ndarray, outs: np.ndarray) -> None:
+    """outs[o] (4, F, m) = grad (F, m) where offset o won (see `_max_of_offsets`), else 0."""
+    rest = outs[0]
+    np.copyto(rest, grad)
+    for o in range(3, 0, -1):   # the last offset that raised the max wins
+        np.multiply(rest, raised[o - 1], out=outs[o])
+        rest -= outs[o]          # exact: rest - rest = 0, rest - 0 = rest
