@@ -27,12 +27,13 @@ those chunks rather than keeping them, gets dW from them, and gets dx as the
 correlation of the (stride-dilated, zero-padded) output gradient with the flipped
 kernels: again one window copy and one product per chunk, no scatter-add.
 
-Two other routes compute the same correlations where they are faster:
+Other routes compute the same correlations where they are faster:
 - with the ``"numpy"`` backend (CPython's BLAS), a stride-1 layer whose kernel rows are
-  wide enough (k*C, or k*F for dx) goes through `rowconv`: row windows instead of
-  im2col, k stacked products (the CNN's second layer: ~1.6x faster overall);
+  wide enough (k*C, or k*F for dx) goes through `rowconv.correlate`: row windows instead
+  of im2col, k stacked products (the CNN's second layer: ~1.6x faster overall); a
+  thinner one forward through `rowconv.correlate_grouped` (four outputs per im2col row);
 - with the ``"numpy"`` backend, a thin stride-1 layer followed by MaxPool2D(2) (the
-  CNN's first pair) runs as one `convpool.ConvPool` in `model.Sequential`;
+  CNN's first pair) runs as one `convpool.ConvPool` inside `model.Sequential`;
 - with the ``"sgemm"`` backend (the page's training: BLAS without SIMD kernels) a
   stride-1 Conv2D with several input channels and a training-sized batch goes through
   `fftconv`: the CNN's second layer then costs about a third as much there.
