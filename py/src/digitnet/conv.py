@@ -1,5 +1,6 @@
-"""Convolution layers for digitnet (the tutorial's "bonus idea"): Conv2D, MaxPool2D,
-Flatten and Reshape, following the layer contract of `layers.py`.
+"""Convolution layers for digitnet (the tutorial's "bonus idea"): Conv2D, Flatten and
+Reshape, following the layer contract of `layers.py` (MaxPool2D lives in `pool.py` and is
+importable from here too).
 
 Aim: a small, readable and fast-enough CNN in plain numpy that trains in CPython in a
 few minutes and still runs (slowly) in Pyodide, whose numpy has no BLAS. Each layer
@@ -13,7 +14,6 @@ Shapes (N = batch):
   rows, so a CNN starts with this layer.
 - ``Conv2D(C, F, k, stride=s, padding=p)``: (N, C, H, W) -> (N, F, H', W') with
   H' = (H + 2p - k) // s + 1 (same for W); weights W: (F, C, k, k), bias b: (F,).
-- ``MaxPool2D(k, stride=s)``: (N, C, H, W) -> (N, C, (H - k) // s + 1, (W - k) // s + 1).
 - ``Flatten()``: (N, ...) -> (N, prod(...)).
 
 Speed notes. Activations are kept batch-major and channel-last in memory: a layer's
@@ -25,44 +25,34 @@ matrix product (`backend.matmul`) reads it; a whole-batch column matrix (80 MB f
 CNN's second layer at batch 256) made every product wait on memory. Backward recomputes
 those chunks rather than keeping them, gets dW from them, and gets dx as the
 correlation of the (stride-dilated, zero-padded) output gradient with the flipped
-kernels: again one window copy and one product per chunk, no scatter-add. MaxPool2D
-loops over the k*k window offsets with strided slices and ``np.maximum`` (a reshape +
-``max(axis=(3, 5))`` measured ~40x slower); while training it also records each
-window's winning offset (its first maximum), so backward is one comparison and one
-product per offset and the gradient goes to exactly one element even on ties.
+kernels: again one window copy and one product per chunk, no scatter-add.
 
-With the ``"sgemm"`` backend (the page's training: BLAS without SIMD kernels) a stride-1
-Conv2D with several input channels and a training-sized batch goes through `fftconv`
-instead: the CNN's second layer then costs about a third as much there. CPython's BLAS
-runs the im2col products faster than the transforms, so it keeps them.
+Other routes compute the same correlations where they are faster:
+- with the ``"numpy"`` backend (CPython's BLAS), a stride-1 layer whose kernel rows are
+  wide enough (k*C, or k*F for dx) goes through `rowconv.correlate`: row windows instead
+  of im2col, k stacked products (the CNN's second layer: ~1.6x faster overall); a
+  thinner one forward through `rowconv.correlate_grouped` (four outputs per im2col row);
+- with the ``"numpy"`` backend, a thin stride-1 layer followed by MaxPool2D(2) (the
+  CNN's first pair) runs as one `convpool.ConvPool` inside `model.Sequential`;
+- with the ``"sgemm"`` backend (the page's training: BLAS without SIMD kernels) a
+  stride-1 Conv2D with several input channels and a training-sized batch goes through
+  `fftconv`: the CNN's second layer then costs about a third as much there.
 """
 from __future__ import annotations
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from . import fftconv
+from . import fftconv, rowconv
 from .backend import current, matmul
 from .layers import Layer, Param, register
+from .pool import MaxPool2D  # noqa: F401  (the CNN's pooling layer, importable from here too)
 
 
 def _positive_int(value, name: str, minimum: int = 1) -> int:
     if isinstance(value, bool) or int(value) != value or int(value) < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
-
-
-def _window_slices(k: int, stride: int, h_out: int, w_out: int):
-    """Yield (offset index, di, dj, row slice, col slice) for each of the k*k kernel offsets.
-
-    For offset (di, dj) the slices pick, for every output position (i, j), the input
-    element at (i*stride + di, j*stride + dj).
-    """
-    for di in range(k):
-        rows = slice(di, di + stride * (h_out - 1) + 1, stride)
-        for dj in range(k):
-            cols = slice(dj, dj + stride * (w_out - 1) + 1, stride)
-            yield di * k + dj, di, dj, rows, cols
 
 
 CHUNK_BYTES = 1 << 19   # im2col bytes per chunk of examples: well inside a core's L2
@@ -129,6 +119,7 @@ class Conv2D(Layer):
         self.W = Param(w.astype(dtype), "W")
         self.b = Param(np.zeros(self.out_channels, dtype=dtype), "b")
         self._xp = None        # zero-padded (N, Hp, Wp, C) input of the last forward
+        self._x_rows = None    # or its unpadded (N, H, W, C) view, when it took `rowconv`
         self._x_shape = None   # (N, C, H, W)
         self._fft = None       # fftconv.FFTState when the last forward took the FFT path
 
@@ -160,11 +151,25 @@ class Conv2D(Layer):
             y, self._fft = fftconv.forward(x.astype(dtype, copy=False),
                                            self.W.value.astype(dtype, copy=False),
                                            self.b.value.astype(dtype, copy=False), p)
-            self._xp, self._x_shape = None, x.shape
+            self._xp, self._x_rows, self._x_shape = None, None, x.shape
             return y
-        # One copy: NCHW (any strides) -> zero-padded, channel-last (N, Hp, Wp, C).
-        xp = np.zeros((n, h + 2 * p, w + 2 * p, c), dtype=dtype)
+        if rowconv.wanted(current(), s, k, c):
+            x_rows = x.transpose(0, 2, 3, 1).astype(dtype, copy=False)   # no copy
+            self._xp, self._x_rows, self._x_shape = None, x_rows, x.shape
+            y = rowconv.correlate(x_rows, rowconv.row_weights(self.W.value, dtype), p, h_out,
+                                  w_out, self.b.value)
+            return y.transpose(0, 3, 1, 2)                        # (N, F, H', W') view
+        grouped = rowconv.grouped_wanted(current(), s, k, c)
+        # One copy: NCHW (any strides) -> zero-padded, channel-last (N, Hp, Wp, C), with
+        # zero columns to spare if the grouped product reads past the padding.
+        width = max(w + 2 * p, rowconv.grouped_width(w_out) + k - 1) if grouped else w + 2 * p
+        xp = np.zeros((n, h + 2 * p, width, c), dtype=dtype)
         xp[:, p:p + h, p:p + w, :] = x.transpose(0, 2, 3, 1)
+        self._xp, self._x_rows, self._x_shape = xp, None, x.shape
+        if grouped:
+            y = rowconv.correlate_grouped(xp, self.W.value.astype(dtype, copy=False), h_out,
+                                          w_out, self.b.value)
+            return y.transpose(0, 3, 1, 2)                        # (N, F, H', W') view
         windows = _windows(xp, k, s, h_out, w_out)
         w2 = self.W.value.transpose(2, 3, 1, 0).reshape(k * k * c, f).astype(dtype)
         y = np.empty((n, h_out, w_out, f), dtype=dtype)
@@ -173,7 +178,6 @@ class Conv2D(Layer):
         for i in range(0, n, step):
             np.add(_apply_kernels(windows[i:i + step], w2), self.b.value,
                    out=rows[i * per_example:(i + step) * per_example])
-        self._xp, self._x_shape = xp, x.shape
         return y.transpose(0, 3, 1, 2)                            # (N, F, H', W') view
 
     def backward(self, dout):
@@ -193,27 +197,44 @@ class Conv2D(Layer):
         k, s, p, f = self.kernel_size, self.stride, self.padding, self.out_channels
         h_out, w_out = dout.shape[2], dout.shape[3]
         xp = self._xp
-        dy = np.ascontiguousarray(dout.transpose(0, 2, 3, 1), dtype=xp.dtype)  # (N, H', W', F)
-        windows = _windows(xp, k, s, h_out, w_out)
-        step = _chunk_size(windows)
-        dw = np.zeros((k * k * c, f), dtype=xp.dtype)
-        k_major = _k_major(windows)
-        for i in range(0, n, step):
-            cols, dy_chunk = _columns(windows[i:i + step], k_major), dy[i:i + step].reshape(-1, f)
-            dw += matmul(cols, dy_chunk) if k_major else matmul(cols.T, dy_chunk)
+        dtype = (xp if xp is not None else self._x_rows).dtype
+        dy = np.ascontiguousarray(dout.transpose(0, 2, 3, 1), dtype=dtype)  # (N, H', W', F)
+        if xp is None:
+            dw = rowconv.kernel_grad(self._x_rows, dy, k, p)
+        else:
+            windows = _windows(xp, k, s, h_out, w_out)
+            step = _chunk_size(windows)
+            dw = np.zeros((k * k * c, f), dtype=dtype)
+            k_major = _k_major(windows)
+            for i in range(0, n, step):
+                cols, dy_chunk = _columns(windows[i:i + step], k_major), dy[i:i + step].reshape(-1, f)
+                dw += matmul(cols, dy_chunk) if k_major else matmul(cols.T, dy_chunk)
         self.W.grad += dw.reshape(k, k, c, f).transpose(3, 2, 0, 1)
-        self.b.grad += dy.reshape(-1, f).sum(axis=0)
+        # Summed per position over the batch first: long contiguous runs (summing the
+        # (N*H'*W', F) rows directly runs F numbers at a time).
+        self.b.grad += dy.reshape(n, -1).sum(axis=0).reshape(-1, f).sum(axis=0)
         if not input_grad:
             return None
+        return self.input_grad(dy)
+
+    def input_grad(self, dy):
+        """dx (N, C, H, W) (a view) of the last forward's input, from the output gradient
+        dy given channel-last, (N, H', W', F). Parameter gradients are not touched."""
+        n, c, h, w = self._x_shape
+        k, s, p, f = self.kernel_size, self.stride, self.padding, self.out_channels
+        h_out, w_out, dtype = dy.shape[1], dy.shape[2], dy.dtype
+        if rowconv.wanted(current(), s, k, f):
+            return self._input_grad_rows(dy).transpose(0, 3, 1, 2)   # (N, C, H, W) view
         # dx[n, i, j, c] = sum_{di, dj, f} W[f, c, di, dj] * dy[n, (i + p - di) / s, ...]
         # over whole quotients: a correlation of dy, spread s apart into zeros (k - 1 of
         # them before the first), with the kernels flipped, read from row/column p on.
         reach = p + max(p, k - 1)    # rows past the input's that the spread dy or a window needs
-        spread = np.zeros((min(step, n), h + reach, w + reach, f), dtype=xp.dtype)
+        step = _chunk_size(_windows(dy, k, 1, h, w))   # dx's im2col bytes per chunk
+        spread = np.zeros((min(step, n), h + reach, w + reach, f), dtype=dtype)
         inner = spread[:, k - 1:k - 1 + s * h_out:s, k - 1:k - 1 + s * w_out:s, :]
         w_flip = self.W.value[:, :, ::-1, ::-1].transpose(2, 3, 0, 1).reshape(k * k * f, c)
-        w_flip = w_flip.astype(xp.dtype)
-        dx = np.empty((n, h, w, c), dtype=xp.dtype)
+        w_flip = w_flip.astype(dtype)
+        dx = np.empty((n, h, w, c), dtype=dtype)
         for i in range(0, n, step):
             m = min(step, n - i)
             inner[:m] = dy[i:i + m]
@@ -221,78 +242,13 @@ class Conv2D(Layer):
             dx[i:i + m] = _apply_kernels(grad_windows, w_flip).reshape(m, h, w, c)
         return dx.transpose(0, 3, 1, 2)                           # (N, C, H, W) view
 
-
-@register
-class MaxPool2D(Layer):
-    """Max over size x size windows moved by ``stride`` (default: size, non-overlapping).
-
-    x: (N, C, H, W) -> (N, C, (H - size) // stride + 1, (W - size) // stride + 1);
-    trailing rows/columns that fit no whole window are dropped (their gradient is 0).
-    The gradient of each window goes to one element: its first maximum in row-major
-    window order.
-    """
-
-    def __init__(self, size: int = 2, stride: int | None = None):
-        self.size = _positive_int(size, "size")
-        self.stride = self.size if stride is None else _positive_int(stride, "stride")
-        self._x = self._winner = None
-
-    def spec(self):
-        return {"type": "MaxPool2D", "size": self.size, "stride": self.stride}
-
-    def forward(self, x, training=False):
-        if x.ndim != 4:
-            raise ValueError(f"MaxPool2D expects (N, C, H, W) input, got {x.shape}")
-        k, s = self.size, self.stride
-        h_out, w_out = (x.shape[2] - k) // s + 1, (x.shape[3] - k) // s + 1
-        if h_out < 1 or w_out < 1:
-            raise ValueError(f"MaxPool2D input {x.shape[2]}x{x.shape[3]} is smaller than "
-                             f"its {k}x{k} window")
-        out, self._winner = self._pool(x, h_out, w_out, winners=training)
-        self._x = x
-        return out
-
-    def _pool(self, x, h_out: int, w_out: int, winners: bool):
-        """(maxima, and with ``winners`` the window offset each came from, else None).
-
-        An offset wins only where it beats every earlier one, so the winner is the last
-        offset that raised the running max: its first maximum in row-major order."""
-        k, s = self.size, self.stride
-        out = winner = None
-        for o, _, _, rows, cls in _window_slices(k, s, h_out, w_out):
-            view = x[:, :, rows, cls]
-            if out is None:
-                # Copies keep x's memory order (e.g. the channel-last order of Conv2D).
-                out = view.copy(order="K")
-                if winners:
-                    winner = np.zeros_like(out, dtype=np.uint8 if k * k <= 256 else np.int32)
-                continue
-            if winners:
-                np.maximum(winner, (view > out) * winner.dtype.type(o), out=winner)
-            np.maximum(out, view, out=out)
-        return out, winner
-
-    def backward(self, dout):
-        k, s = self.size, self.stride
-        x = self._x
-        h_out, w_out = dout.shape[2], dout.shape[3]
-        if self._winner is None:   # forward ran for inference: find the winners now
-            self._winner = self._pool(x, h_out, w_out, winners=True)[1]
-        winner = self._winner
-        if np.argsort(dout.strides).tolist() != np.argsort(winner.strides).tolist():
-            aligned = np.empty_like(winner, dtype=dout.dtype)   # one copy into x's memory order
-            aligned[...] = dout
-            dout = aligned
-        tiled = s == k and x.shape[2] == k * h_out and x.shape[3] == k * w_out
-        # Windows that tile x write every element of dx; otherwise some get nothing.
-        dx = (np.empty_like if tiled else np.zeros_like)(x, dtype=dout.dtype)
-        for o, _, _, rows, cls in _window_slices(k, s, h_out, w_out):
-            won = (winner == o).view(np.uint8)   # bool -> float casts are slow in Pyodide
-            if s >= k:   # windows do not overlap: each input element gets at most one value
-                np.multiply(dout, won, out=dx[:, :, rows, cls])
-            else:
-                dx[:, :, rows, cls] += dout * won
-        return dx
+    def _input_grad_rows(self, dy):
+        """dx (N, H, W, C) for stride 1 by `rowconv`: the correlation of dy, zero-padded
+        by k - 1 - p (p > k - 1 crops instead), with the flipped kernels."""
+        n, c, h, w = self._x_shape
+        k, p = self.kernel_size, self.padding
+        flipped = self.W.value.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1]   # (C, F, k, k)
+        return rowconv.correlate(dy, rowconv.row_weights(flipped, dy.dtype), k - 1 - p, h, w)
 
 
 @register

@@ -17,10 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
-from . import conv  # noqa: F401  (registers the conv layer types for build_layer)
+from . import conv, convpool  # conv also registers its layer types for build_layer
 from . import modelfile
+from .backend import current
 from .layers import Layer, LeakyReLU, Linear, Param, ReLU, Softmax, build_layer
+from .losses import softmax_cross_entropy
 from .modelfile import FORMAT_NAME, FORMAT_VERSION, ModelFileError
+
+SLICE = 64   # examples per forward/backward slice of a training batch in CPython
 
 
 class Sequential:
@@ -37,12 +41,38 @@ class Sequential:
             p.zero_grad()
 
     def _body(self) -> list[Layer]:
+        """The layers before the final Softmax, in the order they run: a ReLU directly
+        followed by a MaxPool2D runs after it instead (the two commute: outputs and
+        gradients are the same, ties included; the ReLU then touches a k*k times smaller
+        map), and with CPython's BLAS a thin Conv2D and the 2x2 MaxPool2D after it run
+        as one `convpool.ConvPool`."""
         ends_in_softmax = self.layers and isinstance(self.layers[-1], Softmax)
-        return self.layers[:-1] if ends_in_softmax else self.layers
+        body = list(self.layers[:-1] if ends_in_softmax else self.layers)
+        for i in range(len(body) - 1):
+            if type(body[i]) is ReLU and type(body[i + 1]) is conv.MaxPool2D:
+                body[i], body[i + 1] = body[i + 1], body[i]
+        return self._fused(body)
+
+    def _fused(self, body: list[Layer]) -> list[Layer]:
+        """``body`` with each pair `convpool.wanted` now replaced by its ConvPool (one per
+        pair, kept: it holds what backward needs)."""
+        runners = self.__dict__.setdefault("_runners", {})
+        out = []
+        for layer in body:
+            if (out and type(layer) is conv.MaxPool2D and type(out[-1]) is conv.Conv2D
+                    and convpool.wanted(current(), out[-1], layer)):
+                key = (id(out[-1]), id(layer))
+                if key not in runners:
+                    runners[key] = convpool.ConvPool(out[-1], layer)
+                out[-1] = runners[key]
+            else:
+                out.append(layer)
+        return out
 
     def logits(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         """(N, 784) -> (N, 10) scores before the final Softmax."""
-        for layer in self._body():
+        self._ran = self._body()   # backward goes back through these same layers
+        for layer in self._ran:
             x = layer.forward(x, training)
         return x
 
@@ -53,7 +83,7 @@ class Sequential:
         the first parameterised layer's input gradient (for the MLP a third of that
         layer's backward work) and the parameter-free layers before it.
         """
-        body = self._body()
+        body = self.__dict__.get("_ran") or self._body()
         first = -1 if input_grad else next((i for i, l in enumerate(body) if l.params()), -1)
         for i in reversed(range(len(body))):
             if i == first:
@@ -62,10 +92,42 @@ class Sequential:
             dlogits = body[i].backward(dlogits)
         return dlogits
 
+    def loss_and_gradients(self, x: np.ndarray, targets: np.ndarray,
+                           reduction: str = "mean") -> tuple[float, np.ndarray]:
+        """One training batch: (N, 784) images, (N, 10) one-hot targets -> (mean
+        cross-entropy, (N, 10) logits), adding d(loss)/d(parameters) into every Param.grad
+        (``reduction`` as in `losses.softmax_cross_entropy`; the input's gradient is skipped).
+
+        With CPython's BLAS (the ``"numpy"`` backend) a convolutional model runs a batch
+        in slices of at most SLICE examples, forward and backward each: its large
+        activations then stay in the CPU cache between layers (the CNN at batch 256
+        trained ~5-10% faster). A batch's gradient is the sum over its examples, so this
+        is the same gradient up to float rounding."""
+        n = len(x)
+        sliced = current() == "numpy" and any(isinstance(l, conv.Conv2D) for l in self.layers)
+        step = SLICE if sliced else n
+        if n <= step:
+            logits = self.logits(x, training=True)
+            loss, dlogits = softmax_cross_entropy(logits, targets, reduction)
+            self.backward(dlogits, input_grad=False)
+            return loss, logits
+        scale = 1.0 / n if reduction == "mean" else 1.0
+        total, parts = 0.0, []
+        for i in range(0, n, step):
+            logits = self.logits(x[i:i + step], training=True)
+            loss, dlogits = softmax_cross_entropy(logits, targets[i:i + step], "sum")
+            if scale != 1.0:
+                dlogits *= np.asarray(scale, dtype=dlogits.dtype)
+            self.backward(dlogits, input_grad=False)
+            total += loss * len(logits)
+            parts.append(logits)
+        return total / n, np.concatenate(parts)
+
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         """(N, 784) -> (N, 10) probabilities (runs every layer, the Softmax included)."""
-        for layer in self.layers:
-            x = layer.forward(x, training)
+        x = self.logits(x, training)
+        if self.layers and isinstance(self.layers[-1], Softmax):
+            x = self.layers[-1].forward(x, training)
         return x
 
     def predict_proba(self, x: np.ndarray, batch_size: int = 250) -> np.ndarray:

@@ -15,7 +15,6 @@ import numpy as np
 
 from .data import one_hot
 from .epochs import epoch_plans, plans_ahead
-from .losses import softmax_cross_entropy
 from .metrics import accuracy
 from .model import Sequential
 
@@ -90,8 +89,7 @@ def training_steps(model: Sequential, x: np.ndarray, y: np.ndarray, optimizer, *
             xb, tb = plan.images[plan.rows(idx)], targets_all[idx]
             model.zero_grad()
             with np.errstate(over="ignore", invalid="ignore"):  # divergence is handled below
-                logits = model.logits(xb, training=True)
-                loss, dlogits = softmax_cross_entropy(logits, tb, loss_reduction)
+                loss, logits = model.loss_and_gradients(xb, tb, loss_reduction)
             if not np.isfinite(loss):
                 for p, v in zip(params, good):
                     p.value[...] = v
@@ -101,7 +99,6 @@ def training_steps(model: Sequential, x: np.ndarray, y: np.ndarray, optimizer, *
                     "last weights that gave a finite loss")
             for p, v in zip(params, good):
                 np.copyto(v, p.value)
-            model.backward(dlogits, input_grad=False)  # the input's gradient is not needed
             optimizer.step()
             acc = float((logits.argmax(axis=1) == y[idx]).mean())
             seen += len(idx)
