@@ -21,7 +21,6 @@ import numpy as np
 from . import backend
 from .data import one_hot
 from .epochs import EpochPlan, epoch_plans
-from .losses import softmax_cross_entropy
 from .model import Sequential, dumps
 from .recipes import model_and_optimizer, recipe_for
 from .train import cosine_lr
@@ -49,9 +48,7 @@ def share_gradient(model: Sequential, x: np.ndarray, targets: np.ndarray) -> tup
             p.grad.fill(0)  # zero_grad only marks it; the flat buffer must hold zeros
         return 0.0, 0
     with np.errstate(over="ignore", invalid="ignore"):  # divergence is the caller's to see
-        logits = model.logits(x, training=True)
-        mean_loss, dlogits = softmax_cross_entropy(logits, targets, "sum")
-    model.backward(dlogits, input_grad=False)
+        mean_loss, logits = model.loss_and_gradients(x, targets, "sum")
     correct = int((logits.argmax(axis=1) == targets.argmax(axis=1)).sum())
     return mean_loss * len(x), correct
 
