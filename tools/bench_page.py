@@ -178,7 +178,7 @@ def measure_training_panel(page, epochs: int) -> dict:
     m = page.evaluate("""() => { const m = window.digitnetTraining;
         const panel = document.querySelector('[data-testid="train"]').closest('[data-examples-per-s]')
                       || document.querySelector('[data-examples-per-s]');
-        return {heap: m.heap.map((h) => h.bytes), longestTaskMs: m.longestTaskMs,
+        return {heap: m.heap.map((h) => h.bytes), longestTaskMs: m.longestTaskMs, workers: m.workers,
                 longestUpdateMs: m.longestUpdateMs, matmul: m.matmul,
                 examplesPerS: panel ? Number(panel.dataset.examplesPerS) : null,
                 testAccuracy: Number(document.querySelector('[data-testid="test-accuracy"]').dataset.value)}; }""")
@@ -188,6 +188,7 @@ def measure_training_panel(page, epochs: int) -> dict:
             "heap_bytes_after_10_epochs": heap[9] if len(heap) >= 10 else None,
             "examples_per_s": m["examplesPerS"], "longest_main_thread_task_ms": m["longestTaskMs"],
             "longest_update_ms": m["longestUpdateMs"], "test_accuracy": m["testAccuracy"],
+            "workers": m["workers"],
             "wall_s": wall}
 
 

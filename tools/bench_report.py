@@ -147,7 +147,9 @@ def panel_lines(tp) -> list[str]:
     return head + [
         f"The page's own Train button: tutorial MLP, tutorial recipe, {tp['epochs']} "
         f"epoch{'s' if tp['epochs'] != 1 else ''} of the "
-        f"8,000 training digits, {tp['matmul']} products, charts and log live "
+        f"8,000 training digits on the default number of workers"
+        f"{' (' + str(tp['workers']) + ')' if tp.get('workers') else ''}, {tp['matmul']} "
+        "products, charts and log live "
         f"({tp['wall_s']:.1f} s from the click to the test accuracy).",
         "",
         "| examples/s (panel) | longest main-thread task | heap at ready | heap after epoch 1 | "

@@ -21,6 +21,7 @@ class SGD:
             raise ValueError("learning rate must be positive")
         self.params, self.lr, self.momentum = params, float(lr), float(momentum)
         self.velocity = [np.zeros_like(p.value) for p in params] if momentum else None
+        self._scaled = [np.empty_like(p.value) for p in params]  # lr * g, without a new array
 
     def step(self) -> None:
         for i, p in enumerate(self.params):
@@ -30,7 +31,8 @@ class SGD:
                 v *= self.momentum
                 v += g
                 g = v
-            p.value -= float(self.lr) * g
+            scaled = np.multiply(g, float(self.lr), out=self._scaled[i], casting="same_kind")
+            p.value -= scaled
 
 
 # Adam updates this many elements of a parameter at a time, in two reused buffers: the
