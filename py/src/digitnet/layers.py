@@ -126,15 +126,12 @@ class Linear(Layer):
         return {"type": "Linear", "n_in": self.n_in, "n_out": self.n_out, "init": self.init}
 
     def forward(self, x, training=False):
-        self._x, self._live = x, None
+        self._x, self._live, w = x, None, self.W.value
         if training and len(x) > 1:
             live = np.flatnonzero(x.any(axis=0))
             if len(live) <= (1 - MIN_BLANK_SHARE) * self.n_in:
-                self._x, self._live = x[:, live], live
-                out = matmul(self._x, self.W.value[live])
-                out += self.b.value
-                return out
-        out = matmul(x, self.W.value)
+                self._x, self._live, w = x[:, live], live, w[live]
+        out = matmul(self._x, w)
         out += self.b.value
         return out
 

@@ -32,6 +32,8 @@ class Sequential:
 
     def __init__(self, layers: list[Layer]):
         self.layers = list(layers)
+        self._runners: dict = {}                  # (id(conv), id(pool)) -> its ConvPool
+        self._ran: list[Layer] | None = None      # the layers the last forward ran
 
     def parameters(self) -> list[Param]:
         return [p for layer in self.layers for p in layer.params()]
@@ -56,7 +58,7 @@ class Sequential:
     def _fused(self, body: list[Layer]) -> list[Layer]:
         """``body`` with each pair `convpool.wanted` now replaced by its ConvPool (one per
         pair, kept: it holds what backward needs)."""
-        runners = self.__dict__.setdefault("_runners", {})
+        runners = self._runners
         out = []
         for layer in body:
             if (out and type(layer) is conv.MaxPool2D and type(out[-1]) is conv.Conv2D
@@ -83,7 +85,7 @@ class Sequential:
         the first parameterised layer's input gradient (for the MLP a third of that
         layer's backward work) and the parameter-free layers before it.
         """
-        body = self.__dict__.get("_ran") or self._body()
+        body = self._ran or self._body()
         first = -1 if input_grad else next((i for i, l in enumerate(body) if l.params()), -1)
         for i in reversed(range(len(body))):
             if i == first:
