@@ -46,13 +46,7 @@ from numpy.lib.stride_tricks import as_strided
 from . import fftconv, rowconv
 from .backend import current, matmul
 from .layers import Layer, Param, register
-from .pool import MaxPool2D  # noqa: F401  (the CNN's pooling layer, importable from here too)
-
-
-def _positive_int(value, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or int(value) != value or int(value) < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
+from .pool import MaxPool2D, positive_int  # noqa: F401  (MaxPool2D: importable from here too)
 
 
 CHUNK_BYTES = 1 << 19   # im2col bytes per chunk of examples: well inside a core's L2
@@ -107,11 +101,11 @@ class Conv2D(Layer):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
                  padding: int = 0, seed: int | None = None, dtype=np.float32):
-        self.in_channels = _positive_int(in_channels, "in_channels")
-        self.out_channels = _positive_int(out_channels, "out_channels")
-        self.kernel_size = _positive_int(kernel_size, "kernel_size")
-        self.stride = _positive_int(stride, "stride")
-        self.padding = _positive_int(padding, "padding", minimum=0)
+        self.in_channels = positive_int(in_channels, "in_channels")
+        self.out_channels = positive_int(out_channels, "out_channels")
+        self.kernel_size = positive_int(kernel_size, "kernel_size")
+        self.stride = positive_int(stride, "stride")
+        self.padding = positive_int(padding, "padding", minimum=0)
         k = self.kernel_size
         fan_in = self.in_channels * k * k
         rng = np.random.default_rng(seed)
@@ -269,7 +263,7 @@ class Reshape(Layer):
     (N, 1, 28, 28) images; backward restores the input shape."""
 
     def __init__(self, shape):
-        self.shape = tuple(_positive_int(d, "shape entries") for d in shape)
+        self.shape = tuple(positive_int(d, "shape entries") for d in shape)
 
     def spec(self):
         return {"type": "Reshape", "shape": list(self.shape)}

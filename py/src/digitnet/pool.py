@@ -24,9 +24,10 @@ from .backend import current
 from .layers import Layer, register
 
 
-def _positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or int(value) != value or int(value) < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+def positive_int(value, name: str, minimum: int = 1) -> int:
+    """``value`` as an int, or a ValueError naming ``name`` if it is no integer >= minimum."""
+    if isinstance(value, bool) or int(value) != value or int(value) < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
 
 
@@ -78,8 +79,8 @@ class MaxPool2D(Layer):
     """
 
     def __init__(self, size: int = 2, stride: int | None = None):
-        self.size = _positive_int(size, "size")
-        self.stride = self.size if stride is None else _positive_int(stride, "stride")
+        self.size = positive_int(size, "size")
+        self.stride = self.size if stride is None else positive_int(stride, "stride")
         self._x = self._winner = None
 
     def spec(self):
