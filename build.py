@@ -11,7 +11,9 @@ What `build` puts in dist/ (relative URLs only, so it works under any sub-path):
 
     index.html, css/js, worker.js, sw.js, manifest.webmanifest, icons/   copied from web/
     pyodide/    the Pyodide 0.27.7 runtime (npm) + the wheels its lock file names,
-                each verified against the sha256 in pyodide-lock.json
+                each verified against the sha256 in pyodide-lock.json; the standard
+                library, numpy and scipy then compiled to bytecode (tools/pycompile.py),
+                with a pyodide-lock.json naming those wheels
     wheels/     the digitnet wheel (pip wheel of py/, reproducible via SOURCE_DATE_EPOCH)
     models/     pretrained weights, trained here in CPython (cached by code+data+command)
     vendor/     chart.umd.js
@@ -44,8 +46,8 @@ from tools.devserver import make_server, serve_forever  # noqa: E402
 from tools.environment import ensure_test_environment, npm_ci  # noqa: E402
 from tools.pretrained import DEFAULT_PAD_MODEL, PRETRAINED_MODELS, build_model  # noqa: E402
 from tools.pyodide_packages import (PYODIDE_CORE_FILES, PYODIDE_NPM, PYODIDE_VERSION,  # noqa: E402
-                                    load_lock, package_closure, resolve_package,
-                                    resolve_packages)
+                                    load_lock, package_closure, resolve_packages)
+from tools.pycompile import STDLIB_ZIP, compile_runtime  # noqa: E402
 from tools.wheel import build_wheel  # noqa: E402
 
 sys.path.insert(0, str(PY_SRC))
@@ -150,21 +152,28 @@ def assemble(stage: Path, web: Path = WEB) -> dict:
         (stage / "index.html").write_text(PLACEHOLDER_INDEX)
         groups.setdefault("web", []).append("index.html")
 
-    # Pyodide runtime (npm) and the package files its lock names.
+    # Pyodide runtime (npm) and the package files its lock names; the standard library,
+    # numpy and scipy compiled to bytecode, under a lock that names those wheels.
     lock = load_lock()
-    for f in PYODIDE_CORE_FILES:
-        put("pyodide runtime", PYODIDE_NPM / f, f"pyodide/{f}")
     base = package_closure(lock, PYODIDE_PACKAGES)
     training = package_closure(lock, TRAINING_PACKAGES, exclude=base)
     resolve_packages(lock, package_closure(lock, MICROPIP_PACKAGES, exclude=base))
+    verified = resolve_packages(lock, base + training)   # {file name: path}
+    wheels = {name: verified[lock["packages"][name]["file_name"]] for name in base + training}
+    lock, stdlib, compiled = compile_runtime(lock, wheels)
+    for f in PYODIDE_CORE_FILES:
+        if f not in ("pyodide-lock.json", STDLIB_ZIP):
+            put("pyodide runtime", PYODIDE_NPM / f, f"pyodide/{f}")
+    put("pyodide runtime", stdlib, f"pyodide/{STDLIB_ZIP}")
+    (stage / "pyodide" / "pyodide-lock.json").write_text(json.dumps(lock))
+    groups["pyodide runtime"].append("pyodide/pyodide-lock.json")
     optional = []
     for group, names in (("pyodide packages", base), ("training packages (lazy)", training)):
         for name in names:
-            pkg = lock["packages"][name]
-            path = resolve_package(pkg["file_name"], pkg["sha256"])
-            put(group, path, f"pyodide/{pkg['file_name']}")
+            rel = f"pyodide/{lock['packages'][name]['file_name']}"
+            put(group, compiled.get(name, wheels[name]), rel)
             if names is training:
-                optional.append(f"pyodide/{pkg['file_name']}")
+                optional.append(rel)
 
     wheel = build_wheel()
     put("digitnet wheel", wheel, f"wheels/{wheel.name}")

@@ -21,6 +21,7 @@ DIST = ROOT / "dist"
 
 from tools.common import BuildError
 from tools.devserver import make_server
+from tools.pycompile import COMPILED_PACKAGES, STDLIB_ZIP, compiled_name
 from tools.pyodide_packages import (PYODIDE_CORE_FILES, PYODIDE_NPM, SourceUnavailable,
                                     resolve_package)
 from tools.wheel import build_wheel
@@ -72,8 +73,57 @@ def test_manifest_points_at_real_files(manifest):
 
 
 def test_pyodide_runtime_is_the_npm_one(manifest):
-    for name in PYODIDE_CORE_FILES:
+    for name in set(PYODIDE_CORE_FILES) - {STDLIB_ZIP, "pyodide-lock.json"}:
         assert sha256(DIST / "pyodide" / name) == sha256(PYODIDE_NPM / name), name
+
+
+def test_served_lock_is_npms_but_for_the_compiled_wheels(lock):
+    npm = json.loads((PYODIDE_NPM / "pyodide-lock.json").read_text())
+    lock = json.loads(json.dumps(lock))   # a copy: the fixture is shared
+    for name in COMPILED_PACKAGES:
+        for entry in (npm, lock):
+            del entry["packages"][name]["file_name"], entry["packages"][name]["sha256"]
+    assert lock == npm
+
+
+def _members(path: Path) -> dict[str, bytes]:
+    with zipfile.ZipFile(path) as z:
+        return {i.filename: z.read(i) for i in z.infolist() if not i.is_dir()}
+
+
+def _check_compiled(original: dict[str, bytes], compiled: dict[str, bytes], magic: bytes):
+    """Every .py member of ``original`` is a sourceless unchecked-hash .pyc for the page's
+    Python in ``compiled``; every other member is the same bytes (RECORD aside)."""
+    sources = {n for n in original if n.endswith(".py")}
+    assert sources, "nothing to compile"
+    others = {n for n in original if n not in sources and not n.endswith("RECORD")}
+    assert set(compiled) - {n for n in compiled if n.endswith("RECORD")} == \
+        others | {n[:-3] + ".pyc" for n in sources}
+    for n in others:
+        assert compiled[n] == original[n], n
+    for n in sources:
+        pyc = compiled[n[:-3] + ".pyc"]
+        assert pyc[:4] == magic and pyc[4:8] == (1).to_bytes(4, "little"), n
+
+
+def test_standard_library_numpy_and_scipy_are_compiled_from_the_verified_files(manifest, lock):
+    from tools.pyodide_packages import PACKAGE_CACHE
+
+    # The bytecode is for the Python in pyodide.asm.wasm: its magic number is the one
+    # Pyodide's own Python writes (tools/pycompile_inside.py asks importlib for it).
+    magic = _members(DIST / "pyodide" / STDLIB_ZIP)["os.pyc"][:4]
+    assert magic[2:] == b"\r\n"
+    _check_compiled(_members(PYODIDE_NPM / STDLIB_ZIP), _members(DIST / "pyodide" / STDLIB_ZIP), magic)
+    npm = json.loads((PYODIDE_NPM / "pyodide-lock.json").read_text())
+    for name in COMPILED_PACKAGES:
+        source = PACKAGE_CACHE / npm["packages"][name]["file_name"]
+        assert sha256(source) == npm["packages"][name]["sha256"]
+        served = DIST / "pyodide" / lock["packages"][name]["file_name"]
+        assert served.name == compiled_name(source.name) != source.name
+        members = _members(served)
+        _check_compiled(_members(source), members, magic)
+        record = next(v for n, v in members.items() if n.endswith(".dist-info/RECORD")).decode()
+        assert len(record.splitlines()) == len(members)
 
 
 def test_pyodide_packages_match_the_lock(manifest, lock):
@@ -88,7 +138,8 @@ def test_pyodide_packages_match_the_lock(manifest, lock):
     for name in names:
         for dep in lock["packages"][name]["depends"]:
             assert dep in names, f"{name} depends on {dep}, which is not in dist"
-    assert lock["packages"]["numpy"]["sha256"] == \
+    npm = json.loads((PYODIDE_NPM / "pyodide-lock.json").read_text())
+    assert npm["packages"]["numpy"]["sha256"] == \
         "ebb61241d962b98b21597d7ce43b67668a6d5bab3acec4fbe958657320d7cd08"
 
 
