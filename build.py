@@ -46,7 +46,8 @@ from tools.devserver import make_server, serve_forever  # noqa: E402
 from tools.environment import ensure_test_environment, npm_ci  # noqa: E402
 from tools.pretrained import DEFAULT_PAD_MODEL, PRETRAINED_MODELS, build_model  # noqa: E402
 from tools.pyodide_packages import (PYODIDE_CORE_FILES, PYODIDE_NPM, PYODIDE_VERSION,  # noqa: E402
-                                    load_lock, package_closure, resolve_packages)
+                                    load_lock, package_closure, resolve_package,
+                                    resolve_packages)
 from tools.pycompile import STDLIB_ZIP, compile_runtime  # noqa: E402
 from tools.wheel import build_wheel  # noqa: E402
 
@@ -158,8 +159,8 @@ def assemble(stage: Path, web: Path = WEB) -> dict:
     base = package_closure(lock, PYODIDE_PACKAGES)
     training = package_closure(lock, TRAINING_PACKAGES, exclude=base)
     resolve_packages(lock, package_closure(lock, MICROPIP_PACKAGES, exclude=base))
-    verified = resolve_packages(lock, base + training)   # {file name: path}
-    wheels = {name: verified[lock["packages"][name]["file_name"]] for name in base + training}
+    wheels = {name: resolve_package(lock["packages"][name]["file_name"], lock["packages"][name]["sha256"])
+              for name in base + training}
     lock, stdlib, compiled = compile_runtime(lock, wheels)
     for f in PYODIDE_CORE_FILES:
         if f not in ("pyodide-lock.json", STDLIB_ZIP):

@@ -137,7 +137,7 @@ def test_window_view_matches_loop(stride):
     a = np.random.default_rng(13).standard_normal((2, 9, 8, 3))
     k = 3
     h_out, w_out = (9 - k) // stride + 1, (8 - k) // stride + 1
-    view = conv._windows(a, k, stride, h_out, w_out)
+    view = conv.window_view(a, k, stride, h_out, w_out)
     want = np.zeros((2, h_out, w_out, k, k, 3))
     for n, i, j, di, dj in np.ndindex(2, h_out, w_out, k, k):
         want[n, i, j, di, dj] = a[n, i * stride + di, j * stride + dj]
@@ -158,7 +158,7 @@ def test_conv_in_chunks_matches_naive_and_gradients(n, c, h, w, f, k, stride, pa
     x = rng.standard_normal((n, c, h, w))
     np.testing.assert_allclose(layer.forward(x), conv2d_naive(x, layer.W.value, layer.b.value,
                                                               stride, padding), atol=1e-12)
-    assert conv._chunk_size(conv._windows(layer._xp, k, stride, h_out, w_out)) == 2
+    assert conv._chunk_size(conv.window_view(layer._xp, k, stride, h_out, w_out)) == 2
     check_layer_grads(layer, x)
 
 

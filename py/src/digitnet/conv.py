@@ -52,7 +52,16 @@ from .pool import MaxPool2D, positive_int  # noqa: F401  (MaxPool2D: importable 
 CHUNK_BYTES = 1 << 19   # im2col bytes per chunk of examples: well inside a core's L2
 
 
-def _windows(a: np.ndarray, k: int, stride: int, h_out: int, w_out: int) -> np.ndarray:
+def padded_channel_last(x: np.ndarray, p: int, dtype, width: int | None = None) -> np.ndarray:
+    """One copy: (N, C, H, W) x (any strides) -> (N, H + 2p, ``width`` or W + 2p, C) in
+    ``dtype``, x at row/column p and zeros around it."""
+    n, c, h, w = x.shape
+    xp = np.zeros((n, h + 2 * p, width or w + 2 * p, c), dtype=dtype)
+    xp[:, p:p + h, p:p + w, :] = x.transpose(0, 2, 3, 1)
+    return xp
+
+
+def window_view(a: np.ndarray, k: int, stride: int, h_out: int, w_out: int) -> np.ndarray:
     """Read-only (N, H', W', k, k, C) view of an (N, H, W, C) array: element
     [n, i, j, di, dj, c] is a[n, i*stride + di, j*stride + dj, c]. No copy."""
     sn, sh, sw, sc = a.strides
@@ -154,17 +163,15 @@ class Conv2D(Layer):
                                   w_out, self.b.value)
             return y.transpose(0, 3, 1, 2)                        # (N, F, H', W') view
         grouped = rowconv.grouped_wanted(current(), s, k, c)
-        # One copy: NCHW (any strides) -> zero-padded, channel-last (N, Hp, Wp, C), with
-        # zero columns to spare if the grouped product reads past the padding.
-        width = max(w + 2 * p, rowconv.grouped_width(w_out) + k - 1) if grouped else w + 2 * p
-        xp = np.zeros((n, h + 2 * p, width, c), dtype=dtype)
-        xp[:, p:p + h, p:p + w, :] = x.transpose(0, 2, 3, 1)
+        # Zero columns to spare if the grouped product reads past the padding.
+        width = max(w + 2 * p, rowconv.grouped_width(w_out) + k - 1) if grouped else None
+        xp = padded_channel_last(x, p, dtype, width)
         self._xp, self._x_rows, self._x_shape = xp, None, x.shape
         if grouped:
             y = rowconv.correlate_grouped(xp, self.W.value.astype(dtype, copy=False), h_out,
                                           w_out, self.b.value)
             return y.transpose(0, 3, 1, 2)                        # (N, F, H', W') view
-        windows = _windows(xp, k, s, h_out, w_out)
+        windows = window_view(xp, k, s, h_out, w_out)
         w2 = self.W.value.transpose(2, 3, 1, 0).reshape(k * k * c, f).astype(dtype)
         y = np.empty((n, h_out, w_out, f), dtype=dtype)
         rows = y.reshape(-1, f)                                   # (N*H'*W', F) view of y
@@ -196,7 +203,7 @@ class Conv2D(Layer):
         if xp is None:
             dw = rowconv.kernel_grad(self._x_rows, dy, k, p)
         else:
-            windows = _windows(xp, k, s, h_out, w_out)
+            windows = window_view(xp, k, s, h_out, w_out)
             step = _chunk_size(windows)
             dw = np.zeros((k * k * c, f), dtype=dtype)
             k_major = _k_major(windows)
@@ -223,7 +230,7 @@ class Conv2D(Layer):
         # over whole quotients: a correlation of dy, spread s apart into zeros (k - 1 of
         # them before the first), with the kernels flipped, read from row/column p on.
         reach = p + max(p, k - 1)    # rows past the input's that the spread dy or a window needs
-        step = _chunk_size(_windows(dy, k, 1, h, w))   # dx's im2col bytes per chunk
+        step = _chunk_size(window_view(dy, k, 1, h, w))   # dx's im2col bytes per chunk
         spread = np.zeros((min(step, n), h + reach, w + reach, f), dtype=dtype)
         inner = spread[:, k - 1:k - 1 + s * h_out:s, k - 1:k - 1 + s * w_out:s, :]
         w_flip = self.W.value[:, :, ::-1, ::-1].transpose(2, 3, 0, 1).reshape(k * k * f, c)
@@ -232,7 +239,7 @@ class Conv2D(Layer):
         for i in range(0, n, step):
             m = min(step, n - i)
             inner[:m] = dy[i:i + m]
-            grad_windows = _windows(spread[:m, p:, p:, :], k, 1, h, w)
+            grad_windows = window_view(spread[:m, p:, p:, :], k, 1, h, w)
             dx[i:i + m] = _apply_kernels(grad_windows, w_flip).reshape(m, h, w, c)
         return dx.transpose(0, 3, 1, 2)                           # (N, C, H, W) view
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import rowconv
+from .conv import padded_channel_last, window_view
 from .layers import Layer
 
 CHUNK_BYTES = 1 << 20   # bytes of the transposed product per chunk of examples
@@ -67,16 +68,13 @@ class ConvPool(Layer):
                           or w_out < 2 or h_out % 2 or w_out % 2)
         if self._separate:   # shapes the fused path does not cover (the layers raise on bad ones)
             return self.pool.forward(conv.forward(x, training), training)
-        n, c, h, w = x.shape
+        n, c = x.shape[:2]
         k, p, f = conv.kernel_size, conv.padding, conv.out_channels
         dtype = np.result_type(x.dtype, conv.W.value.dtype)
-        xp = np.zeros((n, h + 2 * p, w + 2 * p, c), dtype=dtype)
-        xp[:, p:p + h, p:p + w, :] = x.transpose(0, 2, 3, 1)
+        xp = padded_channel_last(x, p, dtype)
         conv._x_shape, self._x = x.shape, x
         h2, w2, width = h_out // 2, w_out // 2, (k + 1) * (k + 1) * c
-        windows = np.lib.stride_tricks.as_strided(   # (N, H'/2, W'/2, k+1, k+1, C) patches
-            xp, (n, h2, w2, k + 1, k + 1, c),
-            (xp.strides[0], 2 * xp.strides[1], 2 * xp.strides[2]) + xp.strides[1:], writeable=False)
+        windows = window_view(xp, k + 1, 2, h2, w2)   # (N, H'/2, W'/2, k+1, k+1, C) patches
         patches = np.empty((n, h2, w2, width + 1), dtype=dtype)   # im2col rows + a 1
         patches[..., width] = 1
         banded = _banded(conv.W.value, conv.b.value, dtype)
